@@ -1,0 +1,31 @@
+# The README's two commands: `make test` and `make demo`. Both build .venv from scratch when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	@if pkg-config --exists libsystemd 2>/dev/null; then \
+		$(BIN)/pip install --quiet -e '.[test,systemd]'; \
+	else \
+		echo "libsystemd not found: installing without the systemd extra"; \
+		$(BIN)/pip install --quiet -e '.[test]'; \
+	fi
+	# The official client pins pyvips==2.0.2 (no bundled libvips); it runs on our newer pyvips.
+	$(BIN)/pip install --quiet --no-deps 'skylab-studio==0.0.15'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+demo: $(STAMP)
+	$(BIN)/skylab-watch demo
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,1 @@
+"""Sub-command implementations of the `skylab-watch` CLI."""

@@ -1,0 +1,27 @@
+"""The root of skylab-watch's own errors.
+
+Every error the program raises on purpose derives from `SkylabWatchError`, so
+a caller (the CLI, the daemon loop) can catch "our" failures by meaning and
+let programming errors surface. Studio API errors live in
+`skylab_watch.studio.errors`; they derive from this root too.
+"""
+
+
+class SkylabWatchError(Exception):
+    """Base class of every error skylab-watch raises on purpose."""
+
+
+class ConfigError(SkylabWatchError):
+    """The configuration is invalid. Not worth retrying: a person must fix the file.
+
+    `problems` holds every problem found, each naming the key path and the fix.
+    """
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = list(problems)
+        self.source = source
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+
+
+class LedgerError(SkylabWatchError):
+    """The ledger cannot be opened or written. Usually needs a person (disk, path, permissions)."""

@@ -1,0 +1,289 @@
+"""The Studio API client: every call of the contract (`studio-api.md`).
+
+One `StudioClient` holds one pooled `requests.Session`, always sends with a
+(connect, read) timeout, and runs every call under one `RetryPolicy`. Errors
+come back as the typed errors of `skylab_watch.studio.errors`.
+
+Used as a context manager so that the pool is closed when done::
+
+    with StudioClient(url, key) as studio:
+        job = studio.create_job("packshots-20261125-0912-3f2a", profile_id=12)
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from typing import Any, BinaryIO, Iterator, Mapping
+
+import requests
+
+from skylab_watch import __version__
+from skylab_watch.studio import http
+from skylab_watch.studio.errors import (
+    BadDigestError, NotFoundError, StoreError, StudioError, UrlExpiredError, api_error,
+)
+from skylab_watch.studio.retry import RetryPolicy
+
+DEFAULT_URL = "https://studio.skylabtech.ai:443"
+API_PREFIX = "/api/public/v1/"
+DEFAULT_TIMEOUT = (10.0, 60.0)
+CLIENT_HEADER = f"skylab-watch-{__version__}"
+REGULAR_JOB_TAGGING = "job=photo&api=true"
+
+
+class StudioClient:
+    """A client for one Studio account.
+
+    base_url: the service root (no `/api/...`). api_key: sent only to the API,
+    never to the object store, never logged. timeout: (connect, read) seconds,
+    mandatory. retry: the policy every call runs under.
+    """
+
+    def __init__(self, base_url: str, api_key: str, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+                 retry: RetryPolicy | None = None, pool_size: int = 16,
+                 session: requests.Session | None = None) -> None:
+        if not api_key:
+            raise ValueError("an API key is required")
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.timeout = timeout
+        self.retry = retry or RetryPolicy()
+        self.session = session or http.make_session(pool_size)
+
+    def __repr__(self) -> str:
+        return f"StudioClient({self.base_url!r})"
+
+    def __enter__(self) -> "StudioClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.session.close()
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "X-SLT-API-KEY": self._api_key,
+            "X-SLT-API-CLIENT": CLIENT_HEADER,
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+
+    def request(self, method: str, endpoint: str, params: Mapping[str, Any] | None = None,
+                payload: Mapping[str, Any] | None = None, retry: RetryPolicy | None = None) -> Any:
+        """Call `endpoint` (relative to /api/public/v1/) and return the decoded JSON answer.
+
+        Raises the typed StudioError for a non-2xx answer or a transport failure,
+        after the retry policy has given up.
+        """
+        url = self.base_url + API_PREFIX + endpoint
+        policy = retry or self.retry
+        return policy.call(lambda: self._request_once(method, url, params, payload), method,
+                           what=f"{method} {endpoint}")
+
+    def _request_once(self, method: str, url: str, params: Mapping[str, Any] | None,
+                      payload: Mapping[str, Any] | None) -> Any:
+        response = http.send(self.session, method, url, self.timeout, headers=self._headers(),
+                             params=params, body=http.json_body(payload))
+        if not response.ok:
+            raise api_error(response.status_code, _api_message(response), method, url,
+                            retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise StudioError(f"answer is not JSON: {response.text[:200]!r}", response.status_code,
+                              method, url) from exc
+
+    # ------------------------------------------------------------------ jobs
+
+    def list_jobs(self) -> list[dict]:
+        """Return every job of the account."""
+        return self.request("GET", "jobs")
+
+    def create_job(self, name: str, profile_id: int, **fields: Any) -> dict:
+        """Create a job. Not repeated after a timeout: recover with `find_job_by_name`."""
+        return self.request("POST", "jobs", payload={"name": name, "profile_id": profile_id, **fields})
+
+    def get_job(self, job_id: int) -> dict:
+        """Return the job with its photos and profile."""
+        return self.request("GET", f"jobs/{job_id}")
+
+    def find_job_by_name(self, name: str) -> dict | None:
+        """Return the job called `name`, or None when there is none."""
+        try:
+            return self.request("GET", "jobs/find_by_name", params={"name": name})
+        except NotFoundError:
+            return None
+
+    def update_job(self, job_id: int, **fields: Any) -> dict:
+        """Change fields of a job (PATCH) and return it."""
+        return self.request("PATCH", f"jobs/{job_id}", payload=fields)
+
+    def queue_job(self, job_id: int, callback_url: str | None = None) -> dict:
+        """Queue a job for processing. After a timeout, check the job's status before queueing again."""
+        payload = {"callback_url": callback_url} if callback_url else {}
+        return self.request("POST", f"jobs/{job_id}/queue", payload=payload)
+
+    def jobs_in_front(self, job_id: int) -> int:
+        """Return how many jobs the service will process before this one."""
+        answer = self.request("GET", f"jobs/{job_id}/jobs_in_front")
+        if isinstance(answer, dict):
+            answer = answer.get("jobsInFront", answer.get("jobs_in_front", 0))
+        return int(answer or 0)
+
+    def cancel_job(self, job_id: int) -> dict:
+        """Cancel a job."""
+        return self.request("POST", f"jobs/{job_id}/cancel")
+
+    def delete_job(self, job_id: int) -> dict:
+        """Delete a job (and its photos)."""
+        return self.request("DELETE", f"jobs/{job_id}")
+
+    def job_photo_ids(self, job_id: int) -> list[int]:
+        """Return the ids of the job's photos."""
+        return [int(i) for i in self.request("GET", f"jobs/{job_id}/photo_ids")]
+
+    # ------------------------------------------------------------------ profiles
+
+    def list_profiles(self) -> list[dict]:
+        """Return every profile of the account."""
+        return self.request("GET", "profiles")
+
+    def create_profile(self, name: str, **fields: Any) -> dict:
+        """Create a profile (fields in snake_case, as the contract lists them)."""
+        return self.request("POST", "profiles", payload={"name": name, **fields})
+
+    def get_profile(self, profile_id: int) -> dict:
+        """Return the profile with its background photos."""
+        return self.request("GET", f"profiles/{profile_id}")
+
+    def update_profile(self, profile_id: int, **fields: Any) -> dict:
+        """Change fields of a profile and return it."""
+        return self.request("PATCH", f"profiles/{profile_id}", payload=fields)
+
+    # ------------------------------------------------------------------ photos
+
+    def create_photo(self, name: str, job_id: int | None = None, profile_id: int | None = None) -> dict:
+        """Create a photo record in a job (or a background on a profile). Recover by listing after a timeout."""
+        if (job_id is None) == (profile_id is None):
+            raise ValueError("give exactly one of job_id and profile_id")
+        owner = {"job_id": job_id} if job_id is not None else {"profile_id": profile_id}
+        return self.request("POST", "photos", payload={"name": name, **owner, "use_cache_upload": False})
+
+    def upload_url(self, photo_id: int, content_md5: str) -> str:
+        """Return a presigned PUT URL for exactly the bytes whose base64 MD5 is `content_md5`."""
+        answer = self.request("GET", "photos/upload_url", params={
+            "photo_id": photo_id, "content_md5": content_md5, "use_cache_upload": "false"})
+        return answer["url"]
+
+    def get_photo(self, photo_id: int) -> dict:
+        """Return a photo (with fresh `originalUrl` and `retouchedUrl` when it has them)."""
+        return self.request("GET", f"photos/{photo_id}")
+
+    def list_job_photos(self, job_id: int | None = None, job_name: str | None = None) -> list[dict]:
+        """Return the photos of a job, found by id or by name."""
+        params = {"job_id": job_id} if job_id is not None else {"job_name": job_name}
+        return self.request("GET", "photos/list_for_job", params=params)
+
+    def delete_photo(self, photo_id: int) -> dict:
+        """Delete a photo record."""
+        return self.request("DELETE", f"photos/{photo_id}")
+
+    # ------------------------------------------------------------------ object store
+
+    def put_bytes(self, url: str, data: bytes, content_md5: str, regular_job: bool = True) -> None:
+        """PUT `data` to a presigned URL. Retried while the URL is fresh.
+
+        Raises BadDigestError when the store says the bytes do not match, and
+        UrlExpiredError when the URL has expired or its signature is refused.
+        """
+        headers = {"Content-MD5": content_md5, "Content-Type": "application/octet-stream"}
+        if regular_job:
+            headers["X-Amz-Tagging"] = REGULAR_JOB_TAGGING
+        self.retry.call(lambda: self._store_once("PUT", url, headers, data), "PUT", what="PUT photo bytes")
+
+    def _store_once(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None) -> requests.Response:
+        response = http.send(self.session, method, url, self.timeout, headers=headers, body=data,
+                             stream=method == "GET")
+        if response.ok:
+            return response
+        body = response.content if method != "GET" else response.raw.read(4096, decode_content=True)
+        response.close()
+        raise store_error(response.status_code, body, method, http.redact_url(url),
+                          parse_retry_after(response.headers.get("Retry-After")))
+
+    def download(self, url: str, sink: BinaryIO, chunk_size: int = 1 << 16) -> int:
+        """Stream the object at a presigned GET URL into `sink`; return the number of bytes.
+
+        The whole download is retried from the start (the sink is rewound), so
+        a half-written sink never survives a retry.
+        """
+        def attempt() -> int:
+            sink.seek(0)
+            sink.truncate()
+            response = self._store_once("GET", url, {}, None)
+            with response:
+                return _copy_chunks(response.iter_content(chunk_size), sink)
+        return self.retry.call(attempt, "GET", what="download")
+
+
+def _copy_chunks(chunks: Iterator[bytes], sink: BinaryIO) -> int:
+    total = 0
+    for chunk in chunks:
+        sink.write(chunk)
+        total += len(chunk)
+    return total
+
+
+def _api_message(response: requests.Response) -> str:
+    """Return the server's error message (`{"message": ...}`), or a readable fallback."""
+    try:
+        body = response.json()
+        if isinstance(body, dict) and body.get("message"):
+            return str(body["message"])
+    except ValueError:
+        pass
+    text = response.text.strip()
+    return text[:300] if text else response.reason or f"HTTP {response.status_code}"
+
+
+_XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
+
+
+def store_error(status: int, body: bytes, method: str, url: str,
+                retry_after: float | None = None) -> StoreError:
+    """Given an S3-style XML error answer, return the typed store error."""
+    fields = dict(_XML_FIELD.findall(body.decode("utf-8", "replace")))
+    code = fields.get("Code", "")
+    message = fields.get("Message") or code or f"HTTP {status}"
+    if status == 400 and code == "BadDigest":
+        return BadDigestError(message, status, code, method, url)
+    if status == 403:
+        return UrlExpiredError(message, status, code, method, url)
+    error = StoreError(message, status, code, method, url)
+    if status == 429:
+        error.retryable = True
+    return error
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Given a Retry-After header (seconds or an HTTP date), return seconds to wait, or None."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,114 @@
+"""Typed errors of the Studio client, caught by meaning.
+
+Like requests' exceptions, each class says whether the failure is worth
+retrying. Transport failures are translated into `TransportError` so that no
+caller needs to know about `requests` or `urllib3`. Every error carries the
+HTTP status (None for transport errors) and the server's own message.
+"""
+
+from __future__ import annotations
+
+from skylab_watch.errors import SkylabWatchError
+
+
+class StudioError(SkylabWatchError):
+    """A Studio call failed. `status` is the HTTP status, `message` the server's words."""
+
+    retryable = False
+
+    def __init__(self, message: str, status: int | None = None, method: str = "", url: str = "") -> None:
+        self.message = message
+        self.status = status
+        self.method = method
+        self.url = url
+        where = f" ({method} {url})" if method else ""
+        code = f"{status}: " if status is not None else ""
+        super().__init__(f"{code}{message}{where}")
+
+
+class AuthError(StudioError):
+    """401/403 from the API: the key is wrong or revoked. Not worth retrying; a person must fix the key."""
+
+
+class OutOfCreditsError(StudioError):
+    """402: the account has no credits. The request is fine; pause and try again later."""
+
+
+class NotFoundError(StudioError):
+    """404: no such job, photo, profile or endpoint. Not worth retrying."""
+
+
+class InvalidRequestError(StudioError):
+    """422 (or another 4xx): the service refused the request as invalid. Not worth retrying as is."""
+
+
+class RateLimitedError(StudioError):
+    """429: too many requests. Worth retrying after `retry_after` seconds (None if not given)."""
+
+    retryable = True
+
+    def __init__(self, message: str, status: int | None = 429, method: str = "", url: str = "",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message, status, method, url)
+        self.retry_after = retry_after
+
+
+class ServerError(StudioError):
+    """5xx: trouble on the service's side. Worth retrying with backoff."""
+
+    retryable = True
+
+
+class TransportError(StudioError):
+    """The request did not get an HTTP answer (DNS, refused, reset, timeout). Worth retrying.
+
+    `sent` tells whether the request may have reached the server: False for a
+    failed connect (safe to repeat anything), True for a read timeout or a
+    dropped connection (repeating a create could act twice).
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, method: str = "", url: str = "", sent: bool = True) -> None:
+        super().__init__(message, None, method, url)
+        self.sent = sent
+
+
+class StoreError(StudioError):
+    """The object store refused a presigned PUT or GET (S3-style XML error). `code` is the S3 code."""
+
+    def __init__(self, message: str, status: int | None, code: str = "", method: str = "", url: str = "") -> None:
+        super().__init__(message, status, method, url)
+        self.code = code
+        self.retryable = status is not None and (status >= 500 or status == 429)
+
+
+class BadDigestError(StoreError):
+    """400 BadDigest: the bytes received do not match Content-MD5. Re-read and re-hash the file."""
+
+
+class UrlExpiredError(StoreError):
+    """403 from the store: the presigned URL expired or its signature does not match. Ask for a fresh URL."""
+
+
+def _error_class_for(status: int) -> type[StudioError]:
+    """Given an HTTP status of a failed API call, return the error class for it."""
+    if status in (401, 403):
+        return AuthError
+    if status == 402:
+        return OutOfCreditsError
+    if status == 404:
+        return NotFoundError
+    if status == 429:
+        return RateLimitedError
+    if status >= 500:
+        return ServerError
+    return InvalidRequestError
+
+
+def api_error(status: int, message: str, method: str, url: str, retry_after: float | None = None) -> StudioError:
+    """Return the typed error for a failed API answer."""
+    cls = _error_class_for(status)
+    if cls is RateLimitedError:
+        return RateLimitedError(message, status, method, url, retry_after=retry_after)
+    return cls(message, status, method, url)
