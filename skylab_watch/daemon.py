@@ -1,0 +1,220 @@
+"""The reconciler: one loop that reads the ledger, does the next step for
+whatever is due, and hands slow work to worker pools.
+
+Watchers only report, workers only do one step and record it. After a crash
+the same loop started on the same ledger simply carries on: recovery is the
+first pass of the loop, not a special mode.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+from skylab_watch.config import Config
+from skylab_watch.ledger import Ledger
+from skylab_watch.pipeline import batcher, completion, intake, jobs, uploader
+from skylab_watch.pipeline.context import Context, CreditGate
+from skylab_watch.pipeline.discovery import WatchDiscovery
+from skylab_watch.studio import OutOfCreditsError, StudioClient, StudioError
+
+log = logging.getLogger("skylab_watch")
+
+TICK_SECONDS = 0.2
+UPLOAD_RETRY_SECONDS = 5.0
+STUDIO_BACKOFF_SECONDS = (2.0, 120.0)
+
+
+class Daemon:
+    """The running daemon over one ledger and one Studio account."""
+
+    def __init__(self, config: Config, ledger: Ledger, studio: StudioClient, profiles: dict[str, int],
+                 once: bool = False, staging_dir: Path | None = None) -> None:
+        self.ctx = Context(config=config, ledger=ledger, studio=studio, profiles=profiles,
+                           credits=CreditGate(ledger, config.credits_retry_seconds),
+                           staging_dir=staging_dir or ledger.path.parent / "staging")
+        self.once = once
+        self.events: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.discoveries: dict[str, WatchDiscovery] = {}
+        self.stopping = threading.Event()
+        self.wakeup = threading.Event()
+        self.heartbeat = time.monotonic()
+        self.started_at = time.time()
+        self._uploads = ThreadPoolExecutor(config.upload_concurrency, thread_name_prefix="upload")
+        self._deliveries = completion.Deliveries(self.ctx)
+        self._inflight: dict[int, Future] = {}
+        self._not_before: dict[int, float] = {}
+        self._studio_backoff_until = 0.0
+        self._studio_backoff = STUDIO_BACKOFF_SECONDS[0]
+        self.on_loop: Callable[["Daemon"], None] | None = None
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Start observers and scan every input tree; after this the daemon is ready."""
+        for watch in self.ctx.config.watches:
+            self._add_watch(watch)
+        log.info("skylab-watch is watching %d folder(s); ledger %s", len(self.discoveries), self.ctx.ledger.path)
+
+    def _add_watch(self, watch) -> None:
+        disc = WatchDiscovery(watch, self.ctx.ledger, self.events)
+        disc.start()
+        self.discoveries[watch.name] = disc
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the current pass."""
+        self.stopping.set()
+        self.wakeup.set()
+
+    def shutdown(self, grace_seconds: float = 20.0) -> None:
+        """Stop observers and let in-flight transfers finish within a bound; the ledger stays consistent.
+
+        A transfer abandoned here is recorded as in progress (its intent), so the
+        next start finishes or redoes it.
+        """
+        for disc in self.discoveries.values():
+            disc.stop()
+        deadline = time.monotonic() + grace_seconds
+        for future in list(self._inflight.values()):
+            future_timeout = max(0.0, deadline - time.monotonic())
+            try:
+                future.result(timeout=future_timeout)
+            except Exception:  # noqa: BLE001 - its outcome is already recorded or will be redone
+                pass
+        self._uploads.shutdown(wait=False, cancel_futures=True)
+        self._deliveries.shutdown(max(0.0, deadline - time.monotonic()))
+
+    def run(self) -> int:
+        """Loop until stopped (or, with once, until everything found is finished); return the exit code."""
+        while not self.stopping.is_set():
+            self.step()
+            if self.once and self.finished():
+                break
+            self.wakeup.wait(TICK_SECONDS)
+            self.wakeup.clear()
+        return self.exit_code()
+
+    def exit_code(self) -> int:
+        """0, or 1 if any photo found since start has failed."""
+        failed = [p for p in self.ctx.ledger.photos_in_state("failed") if p.updated_at >= self.started_at]
+        return 1 if failed else 0
+
+    # ------------------------------------------------------------------ one pass
+
+    def step(self) -> None:
+        """One pass of the reconciler over every watch and every job."""
+        self._discover()
+        for disc in self.discoveries.values():
+            self._guard(lambda d=disc: batcher.batch_ready_photos(self.ctx, d.config))
+            self._guard(lambda d=disc: batcher.close_due_jobs(self.ctx, d.config, self._nothing_pending(d)))
+        if self._studio_ready():
+            self._guard(self._create_jobs)
+            self._guard(self._submit_uploads)
+            self._guard(self._queue_jobs)
+            self._guard(lambda: self._deliveries.step(self.wakeup))
+        self.heartbeat = time.monotonic()
+        if self.on_loop:
+            self.on_loop(self)
+
+    def _discover(self) -> None:
+        while True:
+            try:
+                name, rel = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if name in self.discoveries:
+                self.discoveries[name].note_event(rel)
+        for disc in self.discoveries.values():
+            disc.check_root()
+            disc.keep_observer_alive()
+            disc.rescan_if_due()
+            for stat in disc.settled():
+                self._guard(lambda s=stat, d=disc: intake.record_settled_file(self.ctx, d.config, s))
+
+    def _nothing_pending(self, disc: WatchDiscovery) -> bool:
+        return self.once and disc.scanned and disc.pending() == 0 and self.events.empty()
+
+    def _studio_ready(self) -> bool:
+        return time.monotonic() >= self._studio_backoff_until
+
+    def _create_jobs(self) -> None:
+        if not self.ctx.credits.is_open():
+            return
+        for job in self.ctx.ledger.jobs_in_state("closed"):
+            jobs.create_closed_job(self.ctx, job)
+
+    def _queue_jobs(self) -> None:
+        if not self.ctx.credits.is_open():
+            return
+        for job in self.ctx.ledger.jobs_in_state("created", "queueing"):
+            if jobs.upload_finished(self.ctx, job):
+                jobs.queue_uploaded_job(self.ctx, job)
+
+    def _submit_uploads(self) -> None:
+        """Hand batched photos of created jobs to the upload pool, at most `concurrency` at a time."""
+        self._reap_uploads()
+        if not self.ctx.credits.is_open():
+            return
+        created = {j.id for j in self.ctx.ledger.jobs_in_state("created")}
+        now = time.monotonic()
+        for photo in self.ctx.ledger.photos_in_state("batched", "uploading"):
+            if len(self._inflight) >= self.ctx.config.upload_concurrency * 2:
+                break
+            if photo.job_id in created and photo.id not in self._inflight \
+                    and self._not_before.get(photo.id, 0.0) <= now:
+                self._inflight[photo.id] = self._uploads.submit(uploader.upload_photo, self.ctx, photo)
+
+    def _reap_uploads(self) -> None:
+        for photo_id, future in list(self._inflight.items()):
+            if not future.done():
+                continue
+            del self._inflight[photo_id]
+            try:
+                state = future.result()
+            except OutOfCreditsError as exc:
+                self.ctx.credits.out_of_credits(exc.message)
+                continue
+            except Exception:  # noqa: BLE001 - a worker bug must not stop the daemon
+                log.exception("upload of photo row %s crashed; it will be tried again", photo_id)
+                state = "uploading"
+            if state == "uploading":
+                self._not_before[photo_id] = time.monotonic() + UPLOAD_RETRY_SECONDS
+            else:
+                self._not_before.pop(photo_id, None)
+            self.wakeup.set()
+
+    def _guard(self, action: Callable[[], object]) -> None:
+        """Run one stage; turn Studio trouble into a pause, and never let an error stop the loop."""
+        try:
+            action()
+            self._studio_backoff = STUDIO_BACKOFF_SECONDS[0]
+        except OutOfCreditsError as exc:
+            self.ctx.credits.out_of_credits(exc.message)
+        except StudioError as exc:
+            log.warning("Studio trouble: %s; trying again in %.0f s", exc, self._studio_backoff)
+            self._studio_backoff_until = time.monotonic() + self._studio_backoff
+            self._studio_backoff = min(self._studio_backoff * 2, STUDIO_BACKOFF_SECONDS[1])
+        except Exception:  # noqa: BLE001 - the daemon must carry on; the ledger keeps the intent
+            log.exception("unexpected error in the work loop; carrying on")
+
+    # ------------------------------------------------------------------ health and completion
+
+    def observers_alive(self) -> bool:
+        """Return True when every watch's observer is running (or the watch is paused)."""
+        return all(d.observer_alive() for d in self.discoveries.values())
+
+    def finished(self) -> bool:
+        """Return True when every photo found is done, rejected, duplicate, superseded or failed."""
+        if any(not d.scanned and d.paused_reason is None for d in self.discoveries.values()):
+            return False
+        if any(d.pending() for d in self.discoveries.values()) or not self.events.empty():
+            return False
+        if self._inflight or self._deliveries.busy():
+            return False
+        active = self.ctx.ledger.photos_in_state(*completion.ACTIVE_PHOTO_STATES)
+        return not active and not self.ctx.ledger.jobs_in_state("closed", "created", "queueing")

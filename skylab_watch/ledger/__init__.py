@@ -1,0 +1,8 @@
+"""The SQLite ledger: the only code that touches SQLite."""
+
+from skylab_watch.ledger.db import Database, filesystem_type, refuse_network_filesystem
+from skylab_watch.ledger.ledger import Ledger
+from skylab_watch.ledger.records import FINAL_STATES, JOB_FINISHED_STATES, SENT_STATES, Job, Output, Photo
+
+__all__ = ["Ledger", "Database", "Photo", "Job", "Output", "SENT_STATES", "FINAL_STATES",
+           "JOB_FINISHED_STATES", "filesystem_type", "refuse_network_filesystem"]

@@ -1,0 +1,209 @@
+"""The ledger: typed queries over photos, jobs, outputs and notices.
+
+The only module besides `db` that writes SQL. Every method that changes
+state runs in one transaction; callers that need several changes to land
+together wrap them in `ledger.transaction()`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from skylab_watch.ledger.db import Database
+from skylab_watch.ledger.records import SENT_STATES, Job, Output, Photo, from_row
+from skylab_watch.ledger.schema import MIGRATIONS
+
+_PHOTO_COLUMNS = frozenset(Photo.__dataclass_fields__) - {"id"}
+_JOB_COLUMNS = frozenset(Job.__dataclass_fields__) - {"id"}
+
+
+class Ledger:
+    """The record of every file and job. Open one per process; share it between threads."""
+
+    def __init__(self, path: str | Path, check_filesystem: bool = True) -> None:
+        self.db = Database(Path(path), MIGRATIONS, check_filesystem=check_filesystem)
+        self.path = self.db.path
+        self.transaction = self.db.transaction
+
+    def close(self) -> None:
+        """Close the underlying database."""
+        self.db.close()
+
+    # ------------------------------------------------------------------ photos
+
+    def get_photo(self, photo_id: int) -> Photo | None:
+        """Return the photo row with this id."""
+        return from_row(Photo, self.db.query_one("SELECT * FROM photos WHERE id = ?", (photo_id,)))
+
+    def latest_version(self, watch: str, rel_path: str) -> Photo | None:
+        """Return the newest version recorded for a file, or None if never seen."""
+        row = self.db.query_one(
+            "SELECT * FROM photos WHERE watch = ? AND rel_path = ? ORDER BY version DESC LIMIT 1",
+            (watch, rel_path))
+        return from_row(Photo, row)
+
+    def known_files(self, watch: str) -> dict[str, tuple[int, int]]:
+        """Return {rel_path: (size, mtime_ns)} of the newest version of every file of a watch.
+
+        One query, so that a start-up scan over tens of thousands of files
+        compares against memory, not against the database file by file.
+        """
+        rows = self.db.query(
+            "SELECT rel_path, size, mtime_ns FROM photos p WHERE watch = ? AND version = "
+            "(SELECT MAX(version) FROM photos q WHERE q.watch = p.watch AND q.rel_path = p.rel_path)",
+            (watch,))
+        return {r["rel_path"]: (r["size"], r["mtime_ns"]) for r in rows}
+
+    def add_photo(self, watch: str, rel_path: str, size: int, mtime_ns: int, md5: str, state: str,
+                  reason: str | None = None, width: int | None = None, height: int | None = None,
+                  duplicate_of: int | None = None, upload_path: str | None = None) -> Photo:
+        """Record a new version of a file; an older version not yet sent is marked superseded."""
+        now = time.time()
+        with self.transaction() as conn:
+            row = conn.execute("SELECT MAX(version) FROM photos WHERE watch = ? AND rel_path = ?",
+                               (watch, rel_path)).fetchone()
+            version = (row[0] or 0) + 1
+            conn.execute(
+                "UPDATE photos SET state = 'superseded', reason = ?, updated_at = ? "
+                "WHERE watch = ? AND rel_path = ? AND state IN ('ready', 'batched') AND studio_id IS NULL",
+                (f"replaced by a newer version of the file (version {version})", now, watch, rel_path))
+            cur = conn.execute(
+                "INSERT INTO photos (watch, rel_path, version, size, mtime_ns, md5, width, height, state, "
+                "reason, duplicate_of, upload_path, found_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (watch, rel_path, version, size, mtime_ns, md5, width, height, state, reason,
+                 duplicate_of, upload_path, now, now))
+            return from_row(Photo, conn.execute("SELECT * FROM photos WHERE id = ?", (cur.lastrowid,)).fetchone())
+
+    def find_sent_content(self, watch: str, md5: str, exclude_path: str | None = None) -> Photo | None:
+        """Return a photo of this watch with the same content that was sent (or is being sent)."""
+        marks = ",".join("?" * len(SENT_STATES))
+        row = self.db.query_one(
+            f"SELECT * FROM photos WHERE watch = ? AND md5 = ? AND state IN ({marks}) "
+            "AND rel_path IS NOT ? ORDER BY id LIMIT 1", (watch, md5, *SENT_STATES, exclude_path))
+        return from_row(Photo, row)
+
+    def update_photo(self, photo_id: int, **changes: Any) -> None:
+        """Change columns of one photo (state, reason, studio_id, ...)."""
+        self._update("photos", _PHOTO_COLUMNS, photo_id, changes)
+
+    def photos_in_state(self, *states: str, watch: str | None = None, job_id: int | None = None) -> list[Photo]:
+        """Return photos in any of `states`, oldest first, optionally of one watch or job."""
+        sql = f"SELECT * FROM photos WHERE state IN ({','.join('?' * len(states))})"
+        params: list[Any] = list(states)
+        if watch is not None:
+            sql += " AND watch = ?"
+            params.append(watch)
+        if job_id is not None:
+            sql += " AND job_id = ?"
+            params.append(job_id)
+        return [from_row(Photo, r) for r in self.db.query(sql + " ORDER BY id", params)]
+
+    def photos_of_job(self, job_id: int) -> list[Photo]:
+        """Return every photo assigned to a job."""
+        return [from_row(Photo, r) for r in self.db.query(
+            "SELECT * FROM photos WHERE job_id = ? ORDER BY id", (job_id,))]
+
+    def studio_names_in_job(self, job_id: int) -> set[str]:
+        """Return the photo names already used inside a job."""
+        return {r[0] for r in self.db.query(
+            "SELECT studio_name FROM photos WHERE job_id = ? AND studio_name IS NOT NULL", (job_id,))}
+
+    # ------------------------------------------------------------------ jobs
+
+    def get_job(self, job_id: int) -> Job | None:
+        """Return the job row with this id."""
+        return from_row(Job, self.db.query_one("SELECT * FROM jobs WHERE id = ?", (job_id,)))
+
+    def reserve_job(self, watch: str, name: str, profile_id: int) -> Job:
+        """Record a new open job under its unique name, before Studio hears of it."""
+        now = time.time()
+        with self.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO jobs (watch, name, state, profile_id, opened_at, last_added_at, updated_at) "
+                "VALUES (?, ?, 'open', ?, ?, ?, ?)", (watch, name, profile_id, now, now, now))
+            return from_row(Job, conn.execute("SELECT * FROM jobs WHERE id = ?", (cur.lastrowid,)).fetchone())
+
+    def jobs_in_state(self, *states: str, watch: str | None = None) -> list[Job]:
+        """Return jobs in any of `states`, oldest first."""
+        sql = f"SELECT * FROM jobs WHERE state IN ({','.join('?' * len(states))})"
+        params: list[Any] = list(states)
+        if watch is not None:
+            sql += " AND watch = ?"
+            params.append(watch)
+        return [from_row(Job, r) for r in self.db.query(sql + " ORDER BY id", params)]
+
+    def update_job(self, job_id: int, **changes: Any) -> None:
+        """Change columns of one job."""
+        self._update("jobs", _JOB_COLUMNS, job_id, changes)
+
+    def add_to_job(self, photo_id: int, job_id: int, studio_name: str) -> None:
+        """Put a ready photo into an open job under its unique name in that job."""
+        now = time.time()
+        with self.transaction() as conn:
+            conn.execute("UPDATE photos SET state = 'batched', job_id = ?, studio_name = ?, reason = NULL, "
+                         "updated_at = ? WHERE id = ?", (job_id, studio_name, now, photo_id))
+            conn.execute("UPDATE jobs SET last_added_at = ?, updated_at = ? WHERE id = ?", (now, now, job_id))
+
+    def count_job_photos(self, job_id: int) -> int:
+        """Return how many photos a job holds."""
+        return self.db.query_one("SELECT COUNT(*) FROM photos WHERE job_id = ?", (job_id,))[0]
+
+    # ------------------------------------------------------------------ outputs
+
+    def record_output(self, photo_id: int, path: str, size: int, sha256: str) -> None:
+        """Record (or re-record) a file written for a photo."""
+        self.db.execute(
+            "INSERT INTO outputs (photo_id, path, size, sha256, written_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (photo_id, path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, "
+            "written_at = excluded.written_at", (photo_id, path, size, sha256, time.time()))
+
+    def outputs_of(self, photo_id: int) -> list[Output]:
+        """Return the files written for one photo."""
+        return [from_row(Output, r) for r in self.db.query(
+            "SELECT * FROM outputs WHERE photo_id = ? ORDER BY id", (photo_id,))]
+
+    def output_owner(self, path: str) -> Output | None:
+        """Return the newest output record at `path` (a file the daemon wrote), or None."""
+        return from_row(Output, self.db.query_one(
+            "SELECT * FROM outputs WHERE path = ? ORDER BY id DESC LIMIT 1", (path,)))
+
+    # ------------------------------------------------------------------ notices
+
+    def set_notice(self, key: str, message: str) -> bool:
+        """Record a daemon-wide condition (paused watch, no credits); return True if it is new."""
+        with self.transaction() as conn:
+            old = conn.execute("SELECT message FROM notices WHERE key = ?", (key,)).fetchone()
+            if old is not None and old[0] == message:
+                return False
+            conn.execute("INSERT INTO notices (key, message, since) VALUES (?, ?, ?) ON CONFLICT (key) "
+                         "DO UPDATE SET message = excluded.message", (key, message, time.time()))
+            return old is None
+
+    def clear_notice(self, key: str) -> bool:
+        """Forget a condition; return True if it was set."""
+        return self.db.execute("DELETE FROM notices WHERE key = ?", (key,)).rowcount > 0
+
+    def notices(self) -> dict[str, tuple[str, float]]:
+        """Return {key: (message, since)} of every current condition."""
+        return {r["key"]: (r["message"], r["since"]) for r in self.db.query("SELECT * FROM notices")}
+
+    # ------------------------------------------------------------------ reports
+
+    def state_counts(self) -> dict[str, dict[str, int]]:
+        """Return {watch: {state: count}} over the newest version of every file."""
+        rows = self.db.query("SELECT watch, state, COUNT(*) AS n FROM photos GROUP BY watch, state")
+        counts: dict[str, dict[str, int]] = {}
+        for r in rows:
+            counts.setdefault(r["watch"], {})[r["state"]] = r["n"]
+        return counts
+
+    def _update(self, table: str, allowed: Iterable[str], row_id: int, changes: dict[str, Any]) -> None:
+        unknown = set(changes) - set(allowed)
+        if unknown:
+            raise ValueError(f"unknown {table} columns: {sorted(unknown)}")
+        changes = {**changes, "updated_at": time.time()}
+        assignments = ", ".join(f"{col} = ?" for col in changes)
+        self.db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))

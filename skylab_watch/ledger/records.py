@@ -1,0 +1,80 @@
+"""Typed rows of the ledger: what the rest of the program sees instead of sqlite3.Row."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, fields
+
+
+# Photo states in which the photo has been, or is being, sent to Studio: its
+# content counts as "already sent" for duplicate detection.
+SENT_STATES = ("batched", "uploading", "uploaded", "queued", "delivering", "delivered", "done")
+# States a photo never leaves without a person or a new version.
+FINAL_STATES = ("rejected", "duplicate", "superseded", "done", "failed")
+# Job states after which Studio no longer works on the job.
+JOB_FINISHED_STATES = ("completed", "failed", "cancelled", "delivered", "deleted")
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One version of one file in a watch."""
+
+    id: int
+    watch: str
+    rel_path: str
+    version: int
+    size: int
+    mtime_ns: int
+    md5: str
+    width: int | None
+    height: int | None
+    state: str
+    reason: str | None
+    duplicate_of: int | None
+    job_id: int | None
+    studio_name: str | None
+    studio_id: int | None
+    upload_path: str | None
+    attempts: int
+    found_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Job:
+    """One Studio job, from the moment its name is reserved."""
+
+    id: int
+    watch: str
+    name: str
+    state: str
+    profile_id: int | None
+    studio_id: int | None
+    reason: str | None
+    jobs_in_front: int | None
+    studio_status: str | None
+    opened_at: float
+    last_added_at: float
+    closed_at: float | None
+    queued_at: float | None
+    finished_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Output:
+    """One file the daemon wrote for a photo."""
+
+    id: int
+    photo_id: int
+    path: str
+    size: int
+    sha256: str
+    written_at: float
+
+
+def from_row(cls, row: sqlite3.Row | None):
+    """Given a row of the matching table, return the record (None stays None)."""
+    if row is None:
+        return None
+    return cls(**{f.name: row[f.name] for f in fields(cls)})

@@ -1,0 +1,98 @@
+"""The ledger's schema, as a list of named migrations applied in order.
+
+A photo row is one *version* of one file: (watch, rel_path, version). A
+re-shoot at the same path adds a row with the next version. A job row is
+created with its unique name *before* Studio hears of it, so a crash
+between "create" and "record" is recovered by looking the name up.
+
+Photo states (see architecture.md, "Life of a photo"):
+  ready, rejected, duplicate, superseded, batched, uploading, uploaded,
+  queued, delivering, delivered, done, failed
+Job states: open, closed, created, queueing, queued, completed, failed,
+  cancelled, delivered, deleted
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from skylab_watch.ledger.db import Migration
+
+
+def _initial(conn: sqlite3.Connection) -> None:
+    _run_statements(conn, """
+        CREATE TABLE IF NOT EXISTS jobs (
+            id            INTEGER PRIMARY KEY,
+            watch         TEXT NOT NULL,
+            name          TEXT NOT NULL UNIQUE,
+            state         TEXT NOT NULL,
+            profile_id    INTEGER,
+            studio_id     INTEGER,
+            reason        TEXT,
+            jobs_in_front INTEGER,
+            studio_status TEXT,
+            opened_at     REAL NOT NULL,
+            last_added_at REAL NOT NULL,
+            closed_at     REAL,
+            queued_at     REAL,
+            finished_at   REAL,
+            updated_at    REAL NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, watch);
+
+        CREATE TABLE IF NOT EXISTS photos (
+            id            INTEGER PRIMARY KEY,
+            watch         TEXT NOT NULL,
+            rel_path      TEXT NOT NULL,
+            version       INTEGER NOT NULL,
+            size          INTEGER NOT NULL,
+            mtime_ns      INTEGER NOT NULL,
+            md5           TEXT NOT NULL,
+            width         INTEGER,
+            height        INTEGER,
+            state         TEXT NOT NULL,
+            reason        TEXT,
+            duplicate_of  INTEGER REFERENCES photos (id),
+            job_id        INTEGER REFERENCES jobs (id),
+            studio_name   TEXT,
+            studio_id     INTEGER,
+            upload_path   TEXT,
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            found_at      REAL NOT NULL,
+            updated_at    REAL NOT NULL,
+            UNIQUE (watch, rel_path, version),
+            UNIQUE (job_id, studio_name)
+        );
+        CREATE INDEX IF NOT EXISTS photos_by_state ON photos (state, watch);
+        CREATE INDEX IF NOT EXISTS photos_by_job ON photos (job_id);
+        CREATE INDEX IF NOT EXISTS photos_by_md5 ON photos (watch, md5);
+
+        CREATE TABLE IF NOT EXISTS outputs (
+            id            INTEGER PRIMARY KEY,
+            photo_id      INTEGER NOT NULL REFERENCES photos (id),
+            path          TEXT NOT NULL,
+            size          INTEGER NOT NULL,
+            sha256        TEXT NOT NULL,
+            written_at    REAL NOT NULL,
+            UNIQUE (photo_id, path)
+        );
+        CREATE INDEX IF NOT EXISTS outputs_by_path ON outputs (path);
+
+        CREATE TABLE IF NOT EXISTS notices (
+            key           TEXT PRIMARY KEY,
+            message       TEXT NOT NULL,
+            since         REAL NOT NULL
+        );
+    """)
+
+
+def _run_statements(conn: sqlite3.Connection, script: str) -> None:
+    """Run `;`-separated DDL one statement at a time (executescript would commit the transaction)."""
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+MIGRATIONS: list[Migration] = [
+    ("initial schema: jobs, photos, outputs, notices", _initial),
+]

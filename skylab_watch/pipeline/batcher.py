@@ -1,0 +1,105 @@
+"""Batching: ready photos go into open jobs; jobs close by the watch's policy.
+
+A job closes at `max_photos`, after `quiet_seconds` with no new photo, or
+`max_wait_seconds` after it opened, whichever comes first. Its name is
+generated and recorded when it opens, long before Studio hears of it, so that
+after a crash the job is found by name instead of created twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+import secrets
+import sqlite3
+import time
+
+from skylab_watch.config import WatchConfig
+from skylab_watch.ledger import Job
+from skylab_watch.pipeline.context import Context
+
+log = logging.getLogger("skylab_watch")
+
+
+def job_name(watch: str, now: float | None = None) -> str:
+    """Return a fresh job name: watch, local time, and a random tag (`packshots-20261125-0912-3f2a`)."""
+    stamp = time.strftime("%Y%m%d-%H%M", time.localtime(now))
+    return f"{watch}-{stamp}-{secrets.token_hex(2)}"
+
+
+def unique_studio_name(rel_path: str, taken: set[str]) -> str:
+    """Return a photo name unique within a job: the file's name, or `IMG_0001 (2).JPG` if taken."""
+    base = posixpath.basename(rel_path)
+    stem, ext = posixpath.splitext(base)
+    name, n = base, 1
+    while name.lower() in {t.lower() for t in taken}:
+        n += 1
+        name = f"{stem} ({n}){ext}"
+    return name
+
+
+def open_job_for(ctx: Context, watch: WatchConfig) -> Job:
+    """Return the watch's open job, reserving a new one (name recorded first) if there is none."""
+    existing = ctx.ledger.jobs_in_state("open", watch=watch.name)
+    if existing:
+        return existing[0]
+    for _ in range(5):
+        try:
+            job = ctx.ledger.reserve_job(watch.name, job_name(watch.name, ctx.clock()),
+                                         ctx.profiles[watch.name])
+        except sqlite3.IntegrityError:
+            continue
+        log.info("%s: opened job %s", watch.name, job.name)
+        return job
+    raise RuntimeError("could not generate a unique job name")
+
+
+def batch_ready_photos(ctx: Context, watch: WatchConfig) -> int:
+    """Put the watch's ready photos into its open job, closing it when full; return how many moved."""
+    moved = 0
+    for photo in ctx.ledger.photos_in_state("ready", watch=watch.name):
+        job = open_job_for(ctx, watch)
+        name = unique_studio_name(photo.rel_path, ctx.ledger.studio_names_in_job(job.id))
+        ctx.ledger.add_to_job(photo.id, job.id, name)
+        moved += 1
+        if ctx.ledger.count_job_photos(job.id) >= watch.batch.max_photos:
+            close_job(ctx, job, "it is full")
+    return moved
+
+
+def close_due_jobs(ctx: Context, watch: WatchConfig, nothing_pending: bool = False) -> list[Job]:
+    """Close the watch's open job if its policy says so; return the jobs closed.
+
+    nothing_pending: the caller knows no more photos are on their way (used by
+    `run --once`, which should not sit out quiet_seconds for nothing).
+    """
+    closed = []
+    now = ctx.clock()
+    for job in ctx.ledger.jobs_in_state("open", watch=watch.name):
+        count = ctx.ledger.count_job_photos(job.id)
+        if count == 0:
+            continue
+        why = _close_reason(watch, job, count, now, nothing_pending)
+        if why:
+            close_job(ctx, job, why)
+            closed.append(job)
+    return closed
+
+
+def _close_reason(watch: WatchConfig, job: Job, count: int, now: float, nothing_pending: bool) -> str | None:
+    if count >= watch.batch.max_photos:
+        return "it is full"
+    if now - job.last_added_at >= watch.batch.quiet_seconds:
+        return f"no new photo for {watch.batch.quiet_seconds:.0f} s"
+    if now - job.opened_at >= watch.batch.max_wait_seconds:
+        return f"its first photo has waited {watch.batch.max_wait_seconds:.0f} s"
+    if nothing_pending:
+        return "nothing else is waiting"
+    return None
+
+
+def close_job(ctx: Context, job: Job, why: str) -> None:
+    """Close a job: no more photos join it; it is ready to be created in Studio."""
+    ctx.ledger.update_job(job.id, state="closed", closed_at=ctx.clock())
+    log.info("%s: closed job %s with %d photo(s) because %s", job.watch, job.name,
+             ctx.ledger.count_job_photos(job.id), why)

@@ -1,0 +1,186 @@
+"""Completion: learn when queued jobs finish and hand their photos to delivery.
+
+Polling is the safety net and the default: each queued job is looked at every
+`polling.interval_seconds` (jittered), less often while Studio is
+unreachable. A verified callback only makes a job due at once. A job is
+finished when its status is terminal or every photo has a `retouchedUrl`; a
+photo is delivered as soon as its own result is there.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import pyvips
+
+from skylab_watch.ledger import Job
+from skylab_watch.pipeline.context import Context
+from skylab_watch.pipeline.deliver import JobLook, deliver_photo, finish_original
+from skylab_watch.studio import StudioError
+
+log = logging.getLogger("skylab_watch")
+
+# Photo states in which a photo is still on its way.
+ACTIVE_PHOTO_STATES = ("ready", "batched", "uploading", "uploaded", "queued", "delivering", "delivered")
+KNOWN_STATUSES = frozenset({"pending", "queued", "processing", "completed", "failed", "cancelled", "canceled"})
+FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled"})
+
+
+class Deliveries:
+    """Polls queued jobs and runs photo deliveries on a pool of `downloads.concurrency` threads."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._pool = ThreadPoolExecutor(ctx.config.download_concurrency, thread_name_prefix="deliver")
+        self._inflight: dict[int, Future] = {}
+        self._due: dict[int, float] = {}
+        self._looks: dict[int, JobLook] = {}
+        self._in_front: dict[int, int] = {}
+        self._unknown_logged: set[str] = set()
+        self._lock = threading.Lock()
+        self._rng = random.Random()
+
+    def poke(self, studio_job_id: int | None = None) -> None:
+        """Make a job (or every job) due for a look now: a callback said it finished."""
+        with self._lock:
+            for job in self.ctx.ledger.jobs_in_state("queued"):
+                if studio_job_id is None or job.studio_id == studio_job_id:
+                    self._due[job.id] = 0.0
+
+    def busy(self) -> bool:
+        """Return True while a delivery is running."""
+        return bool(self._inflight)
+
+    def shutdown(self, grace_seconds: float) -> None:
+        """Wait up to `grace_seconds` for running deliveries; the rest are redone on the next start."""
+        deadline = time.monotonic() + grace_seconds
+        for future in list(self._inflight.values()):
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except Exception:  # noqa: BLE001 - outcome recorded, or redone on restart
+                pass
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def step(self, wakeup: threading.Event | None = None) -> None:
+        """Reap finished deliveries, then look at every queued job that is due."""
+        self._reap(wakeup)
+        now = time.monotonic()
+        for job in self.ctx.ledger.jobs_in_state("queued"):
+            if self._due.get(job.id, 0.0) <= now:
+                self._due[job.id] = now + self._interval()
+                self.look_at_job(job)
+
+    def _interval(self) -> float:
+        base = self.ctx.config.poll_interval_seconds
+        return base * self._rng.uniform(0.8, 1.2)
+
+    def look_at_job(self, job: Job) -> None:
+        """Ask Studio about one queued job; schedule deliveries, fail what will never come."""
+        remote = self.ctx.studio.get_job(int(job.studio_id))
+        status = str(remote.get("status") or "").lower()
+        self._note_status(job, status)
+        by_id = {int(p["id"]): p for p in remote.get("photos") or []}
+        waiting = self.ctx.ledger.photos_in_state("queued", "delivering", "delivered", job_id=job.id)
+        for photo in waiting:
+            if photo.state == "delivered":
+                self._schedule(job, photo, None, remote)
+                continue
+            url = (by_id.get(photo.studio_id) or {}).get("retouchedUrl")
+            if url:
+                self._schedule(job, photo, url, remote)
+            elif status in FAILED_STATUSES:
+                self._fail(photo, f"Studio reports job {job.name} {status}")
+            elif self._overdue(job):
+                hours = self.ctx.watch(job.watch).delivery_timeout_seconds / 3600
+                self._fail(photo, f"Studio did not deliver a result within {hours:g} h")
+        self._close_job_if_done(job, status)
+
+    def _note_status(self, job: Job, status: str) -> None:
+        if status not in KNOWN_STATUSES and status not in self._unknown_logged:
+            self._unknown_logged.add(status)
+            log.warning("Studio reports an unknown job status %r (job %s); treating it as not finished",
+                        status, job.name)
+        if status != job.studio_status:
+            self.ctx.ledger.update_job(job.id, studio_status=status)
+        if status in ("queued", "pending"):
+            self._log_queue_length(job)
+
+    def _log_queue_length(self, job: Job) -> None:
+        try:
+            ahead = self.ctx.studio.jobs_in_front(int(job.studio_id))
+        except StudioError:
+            return
+        if self._in_front.get(job.id) != ahead:
+            self._in_front[job.id] = ahead
+            self.ctx.ledger.update_job(job.id, jobs_in_front=ahead)
+            log.info("%s: job %s waits behind %d other job(s) at Studio", job.watch, job.name, ahead)
+
+    def _overdue(self, job: Job) -> bool:
+        limit = self.ctx.watch(job.watch).delivery_timeout_seconds if self.ctx.has_watch(job.watch) else None
+        return limit is not None and job.queued_at is not None and time.time() - job.queued_at > limit
+
+    def _fail(self, photo, reason: str) -> None:
+        self.ctx.ledger.update_photo(photo.id, state="failed", reason=reason)
+        log.error("%s: %s failed: %s", photo.watch, photo.rel_path, reason)
+
+    def _schedule(self, job: Job, photo, url: str | None, remote: dict) -> None:
+        if photo.id in self._inflight or not self.ctx.has_watch(photo.watch):
+            return
+        if url is None:  # delivered: only the original is left to handle
+            self._inflight[photo.id] = self._pool.submit(
+                finish_original, self.ctx, self.ctx.watch(photo.watch), photo)
+            return
+        look = self._look_for(job, remote)
+        self._inflight[photo.id] = self._pool.submit(deliver_photo, self.ctx, photo, url, look)
+
+    def _look_for(self, job: Job, remote: dict) -> JobLook:
+        """Return the job's profile and its background photos, fetched once per job."""
+        if job.id not in self._looks:
+            profile = remote.get("profile") or self.ctx.studio.get_profile(int(job.profile_id))
+            if "photos" not in profile:
+                profile = self.ctx.studio.get_profile(int(profile["id"]))
+            backgrounds = [p for p in profile.get("photos") or [] if p.get("jobId") is None and p.get("originalUrl")]
+            self._looks[job.id] = JobLook(
+                profile=profile,
+                background_stems=[Path(str(p.get("name") or f"background {i + 1}")).stem
+                                  for i, p in enumerate(backgrounds)],
+                backgrounds=[self._fetch_background(p["originalUrl"]) for p in backgrounds])
+        return self._looks[job.id]
+
+    def _fetch_background(self, url: str) -> pyvips.Image:
+        buffer = io.BytesIO()
+        self.ctx.studio.download(url, buffer)
+        return pyvips.Image.new_from_buffer(buffer.getvalue(), "").copy_memory()
+
+    def _reap(self, wakeup: threading.Event | None) -> None:
+        for photo_id, future in list(self._inflight.items()):
+            if not future.done():
+                continue
+            del self._inflight[photo_id]
+            try:
+                future.result()
+            except StudioError as exc:
+                log.warning("delivery of photo row %s hit Studio trouble (%s); will try again", photo_id, exc)
+            except Exception as exc:  # noqa: BLE001 - recorded as failed with its reason
+                photo = self.ctx.ledger.get_photo(photo_id)
+                log.exception("could not write the outputs of %s", photo.rel_path if photo else photo_id)
+                self._fail(photo, f"could not write its outputs: {exc}")
+            if wakeup is not None:
+                wakeup.set()
+
+    def _close_job_if_done(self, job: Job, status: str) -> None:
+        left = self.ctx.ledger.photos_in_state("queued", "delivering", "delivered", job_id=job.id)
+        if left or any(pid in self._inflight for pid in (p.id for p in left)):
+            return
+        final = "failed" if status in FAILED_STATUSES else "delivered"
+        self.ctx.ledger.update_job(job.id, state=final, finished_at=time.time(),
+                                   reason=f"Studio status {status}" if final == "failed" else None)
+        self._looks.pop(job.id, None)
+        self._due.pop(job.id, None)
+        log.info("%s: job %s is finished (%s)", job.watch, job.name, status or "all photos delivered")

@@ -1,0 +1,91 @@
+"""What every stage needs, in one object passed explicitly (no globals)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from skylab_watch.config import Config, WatchConfig
+from skylab_watch.ledger import Ledger
+from skylab_watch.studio import StudioClient
+
+log = logging.getLogger("skylab_watch")
+
+CREDITS_NOTICE = "credits"
+
+
+@dataclass
+class CreditGate:
+    """Pauses every step that spends credits while the account has none.
+
+    Studio answers 402 when credits run out: nothing is wrong with the photo,
+    so nothing is marked failed. The gate closes for `retry_seconds`, then
+    lets the next call through as a probe; the first success reopens it.
+    """
+
+    ledger: Ledger
+    retry_seconds: float
+    clock: Callable[[], float] = time.monotonic
+    _closed_until: float = 0.0
+    _paused: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def is_open(self) -> bool:
+        """Return True when credit-spending calls may be tried now."""
+        return self.clock() >= self._closed_until
+
+    @property
+    def paused(self) -> bool:
+        """True while the account is known to be out of credits."""
+        return self._paused
+
+    def out_of_credits(self, message: str) -> None:
+        """Close the gate for retry_seconds; say so once in the log and in `status`."""
+        with self._lock:
+            self._closed_until = self.clock() + self.retry_seconds
+            first = not self._paused
+            self._paused = True
+        if first:
+            log.warning("Studio says the account is out of credits (%s). Uploads and queueing are "
+                        "paused; trying again every %.0f s. Add credits and work resumes by itself.",
+                        message, self.retry_seconds)
+            self.ledger.set_notice(CREDITS_NOTICE, f"out of credits since this time: {message}; "
+                                   "uploads and queueing paused until credits are added")
+
+    def succeeded(self) -> None:
+        """A credit-spending call went through: reopen the gate if it was closed."""
+        with self._lock:
+            was_paused = self._paused
+            self._paused = False
+            self._closed_until = 0.0
+        if was_paused:
+            log.info("Studio accepts work again: credits are back, resuming uploads and queueing.")
+            self.ledger.clear_notice(CREDITS_NOTICE)
+
+
+@dataclass
+class Context:
+    """The shared state of one running daemon (or one command)."""
+
+    config: Config
+    ledger: Ledger
+    studio: StudioClient
+    profiles: dict[str, int]
+    credits: CreditGate
+    staging_dir: Path
+    clock: Callable[[], float] = time.time
+
+    def watch(self, name: str) -> WatchConfig:
+        """Return the configuration of a watch by name."""
+        for watch in self.config.watches:
+            if watch.name == name:
+                return watch
+        raise KeyError(name)
+
+    def has_watch(self, name: str) -> bool:
+        """Return True if the watch is (still) configured."""
+        return any(w.name == name for w in self.config.watches)

@@ -1,0 +1,128 @@
+"""Delivering one photo: download its result, write every output the
+profile asks for beside the mirrored path, then act on the original.
+
+Intent first: the photo is `delivering` before any byte is fetched, and each
+output path is recorded as ours before its file is renamed into place, so a
+redo after a crash replaces its own files instead of writing `(1)` copies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyvips
+
+from skylab_watch import imaging, outputs
+from skylab_watch.config import WatchConfig
+from skylab_watch.ledger import Photo
+from skylab_watch.pipeline.context import Context
+from skylab_watch.studio import UrlExpiredError
+
+log = logging.getLogger("skylab_watch")
+
+
+@dataclass(frozen=True)
+class JobLook:
+    """What delivery needs to know about a job's profile, fetched once per job."""
+
+    profile: dict
+    background_stems: list[str]
+    backgrounds: list[pyvips.Image]
+
+
+def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
+    """Write the outputs of a processed photo, then act on its original; return the new state."""
+    photo = ctx.ledger.get_photo(photo.id)
+    if photo.state not in ("queued", "delivering"):
+        return photo.state
+    ctx.ledger.update_photo(photo.id, state="delivering")
+    watch = ctx.watch(photo.watch)
+    download = _download(ctx, photo, url)
+    try:
+        retouched = imaging.load_checked(download)
+        written = [_write_output(ctx, watch, photo, plan, retouched, look)
+                   for plan in imaging.plan_outputs(look.profile, Path(photo.rel_path).suffix,
+                                                    look.background_stems)]
+    finally:
+        download.unlink(missing_ok=True)
+    ctx.ledger.update_photo(photo.id, state="delivered", reason=None)
+    log.info("%s: wrote %s for %s", watch.name, ", ".join(str(p) for p in written), photo.rel_path)
+    return finish_original(ctx, watch, ctx.ledger.get_photo(photo.id))
+
+
+def _download(ctx: Context, photo: Photo, url: str) -> Path:
+    """Stream the result to a staging file; a refused (expired) URL is refreshed once."""
+    target = ctx.staging_dir / "downloads" / f"{photo.id}.part"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "w+b") as sink:
+        try:
+            ctx.studio.download(url, sink)
+        except UrlExpiredError:
+            log.info("%s: download link for %s expired; asking Studio for a fresh one", photo.watch,
+                     photo.rel_path)
+            fresh = ctx.studio.get_photo(int(photo.studio_id)).get("retouchedUrl")
+            if not fresh:
+                raise
+            ctx.studio.download(fresh, sink)
+        sink.flush()
+    return target
+
+
+def _write_output(ctx: Context, watch: WatchConfig, photo: Photo, plan: imaging.OutputPlan,
+                  retouched: pyvips.Image, look: JobLook) -> Path:
+    name = imaging.output_name(Path(photo.rel_path).stem, plan)
+    wanted = outputs.mirrored_path(watch.output, photo.rel_path, name)
+    dest = outputs.free_name(wanted, lambda p: _ours(ctx, photo, p))
+    if dest != wanted:
+        log.warning("%s: %s exists and was not written by skylab-watch; writing %s instead",
+                    watch.name, wanted, dest.name)
+    ctx.ledger.record_output(photo.id, str(dest), 0, "")  # intent: this path is ours from now on
+    image = imaging.render(plan, retouched, look.backgrounds)
+    strip = bool(look.profile.get("enableStripPngMetadata"))
+    size, sha = outputs.write_atomically(
+        dest, lambda tmp: imaging.save(image, tmp, plan.fmt, strip_metadata=strip and plan.fmt == "png"),
+        tag=str(photo.id), check=imaging.load_checked)
+    ctx.ledger.record_output(photo.id, str(dest), size, sha)
+    return dest
+
+
+def _ours(ctx: Context, photo: Photo, path: Path) -> bool:
+    """Return True if the daemon wrote `path` for this file (this or an older version of it)."""
+    owner = ctx.ledger.output_owner(str(path))
+    if owner is None:
+        return False
+    owner_photo = ctx.ledger.get_photo(owner.photo_id)
+    return owner_photo is not None and (owner_photo.watch, owner_photo.rel_path) == (photo.watch, photo.rel_path)
+
+
+def finish_original(ctx: Context, watch: WatchConfig, photo: Photo) -> str:
+    """Keep, archive or delete the original, only now that its outputs are on disk; return 'done'."""
+    original = watch.input / photo.rel_path
+    action = watch.after_success
+    if action != "keep" and not _still_this_version(original, photo):
+        log.info("%s: %s changed since it was sent; leaving it in place", watch.name, photo.rel_path)
+        action = "keep"
+    if action == "archive" and watch.archive_dir is not None:
+        moved = outputs.move_atomically(original, watch.archive_dir, photo.rel_path)
+        log.info("%s: archived %s to %s", watch.name, photo.rel_path, moved)
+    elif action == "delete":
+        original.unlink(missing_ok=True)
+        outputs.fsync_directory(original.parent)
+        log.info("%s: deleted the original %s (its outputs are safely written)", watch.name, photo.rel_path)
+    ctx.ledger.update_photo(photo.id, state="done")
+    return "done"
+
+
+def _still_this_version(path: Path, photo: Photo) -> bool:
+    """Return True when the file on disk still holds exactly the content that was sent."""
+    try:
+        digest = hashlib.md5()
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return False
+    return digest.hexdigest() == photo.md5

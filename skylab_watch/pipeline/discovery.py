@@ -1,0 +1,160 @@
+"""Discovery for one watch: start-up scan, watchdog events, periodic rescan,
+settle tracking, and pausing while the input root is gone.
+
+Observer threads only put relative paths on a queue; everything here runs on
+the reconciler thread, which is the only one that decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from skylab_watch.config import WatchConfig
+from skylab_watch.ledger import Ledger
+from skylab_watch.watch.filters import is_candidate
+from skylab_watch.watch.observers import FolderWatcher, root_available
+from skylab_watch.watch.scan import FileStat, RootUnavailable, scan_tree, stat_candidate
+from skylab_watch.watch.settle import SettleTracker
+
+log = logging.getLogger("skylab_watch")
+
+ROOT_CHECK_SECONDS = 2.0
+
+
+def paused_notice_key(watch: str) -> str:
+    """Return the ledger notice key under which a paused watch is reported."""
+    return f"watch:{watch}"
+
+
+@dataclass
+class WatchDiscovery:
+    """Everything the daemon tracks about one watch between loops."""
+
+    config: WatchConfig
+    ledger: Ledger
+    events: "queue.Queue[tuple[str, str]]"
+    clock: Callable[[], float] = time.monotonic
+    tracker: SettleTracker = field(init=False)
+    watcher: FolderWatcher | None = field(init=False, default=None)
+    paused_reason: str | None = field(init=False, default=None)
+    scanned: bool = field(init=False, default=False)
+    _last_scan: float = field(init=False, default=0.0)
+    _last_root_check: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        self.tracker = SettleTracker(self.config.settle_seconds, clock=self.clock, name=self.config.name,
+                                     unreadable_grace=self.config.unreadable_grace_seconds)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def start(self) -> None:
+        """Start the observer and run the start-up scan (photos dropped while we were down)."""
+        self.check_root(force=True)
+        if self.paused_reason is None:
+            self._start_watcher()
+            self.rescan()
+
+    def stop(self) -> None:
+        """Stop the observer thread."""
+        if self.watcher is not None:
+            self.watcher.stop()
+
+    def _start_watcher(self) -> None:
+        cfg = self.config
+        self.watcher = FolderWatcher(cfg.name, cfg.input, cfg.recursive, cfg.observer,
+                                     on_path=lambda rel: self.events.put((cfg.name, rel)),
+                                     poll_interval=cfg.poll_interval_seconds)
+        self.watcher.start()
+
+    def observer_alive(self) -> bool:
+        """Return True when the watch is paused (nothing to observe) or its observer runs."""
+        return self.paused_reason is not None or (self.watcher is not None and self.watcher.is_alive())
+
+    def check_root(self, force: bool = False) -> None:
+        """Pause the watch while its input root is gone or unreadable; resume when it is back."""
+        now = self.clock()
+        if not force and now - self._last_root_check < ROOT_CHECK_SECONDS:
+            return
+        self._last_root_check = now
+        reason = root_available(self.config.input)
+        if reason and self.paused_reason is None:
+            self._pause(reason)
+        elif reason is None and self.paused_reason is not None:
+            self._resume()
+
+    def _pause(self, reason: str) -> None:
+        self.paused_reason = reason
+        log.warning("%s: pausing this watch: input folder %s: %s. It resumes when the folder is back.",
+                    self.name, self.config.input, reason)
+        self.ledger.set_notice(paused_notice_key(self.name), f"paused: {self.config.input}: {reason}")
+
+    def _resume(self) -> None:
+        log.info("%s: input folder %s is back; resuming the watch", self.name, self.config.input)
+        self.paused_reason = None
+        self.ledger.clear_notice(paused_notice_key(self.name))
+        if self.watcher is None:
+            self._start_watcher()
+        else:
+            self.watcher.restart()
+        self.rescan()
+
+    def keep_observer_alive(self) -> None:
+        """Restart a dead observer thread (it logs); the daemon never carries on half-blind."""
+        if self.paused_reason is None and self.watcher is not None and self.watcher.ensure_running():
+            self.rescan()
+
+    def rescan_if_due(self) -> None:
+        """Run the safety-net rescan every rescan_seconds (missed events, inotify overflow)."""
+        if self.paused_reason is None and self.clock() - self._last_scan >= self.config.rescan_seconds:
+            self.rescan()
+
+    def rescan(self) -> int:
+        """Scan the whole input tree; track every file the ledger does not know in this form."""
+        self._last_scan = self.clock()
+        known = self.ledger.known_files(self.name)
+        found = 0
+        try:
+            for stat in scan_tree(self.config.input, self.config.recursive, self.config.include,
+                                  self.config.exclude):
+                if known.get(stat.rel_path) != (stat.size, stat.mtime_ns):
+                    self.tracker.note(stat)
+                    found += 1
+        except RootUnavailable as exc:
+            self._pause(str(exc))
+            return found
+        self.scanned = True
+        if found:
+            log.info("%s: scan found %d new or changed file(s)", self.name, found)
+        return found
+
+    def note_event(self, rel_path: str) -> None:
+        """An observer saw `rel_path` change: track it if it is a candidate we do not know as is."""
+        if self.paused_reason is not None:
+            return
+        if not is_candidate(rel_path, self.config.include, self.config.exclude):
+            return
+        stat = stat_candidate(self.config.input, rel_path)
+        if stat is None:
+            return
+        known = self.ledger.latest_version(self.name, rel_path)
+        if known is None or (known.size, known.mtime_ns) != (stat.size, stat.mtime_ns) or rel_path in self.tracker:
+            self.tracker.note(stat)
+
+    def settled(self) -> list[FileStat]:
+        """Return the files that have settled since the last call (and stop tracking them)."""
+        if self.paused_reason is not None:
+            return []
+        done = self.tracker.poll(self.config.input)
+        for stat in done:
+            self.tracker.forget(stat.rel_path)
+        return done
+
+    def pending(self) -> int:
+        """Return how many files are still settling."""
+        return self.tracker.pending()

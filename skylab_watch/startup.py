@@ -1,0 +1,54 @@
+"""Opening what every command needs from a config: the ledger, the Studio
+client, and the profile of every watch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from skylab_watch.config import Config, resolve_profiles
+from skylab_watch.ledger import Ledger
+from skylab_watch.studio import RetryPolicy, StudioClient, StudioError, TransportError
+from skylab_watch.studio.errors import OutOfCreditsError, ServerError
+
+log = logging.getLogger("skylab_watch")
+
+
+def make_client(config: Config) -> StudioClient:
+    """Return a Studio client with the configured timeouts and retry policy."""
+    retry = config.studio.retry
+    policy = RetryPolicy(max_attempts=retry.max_attempts, max_seconds=retry.max_seconds,
+                         initial_seconds=retry.initial_seconds, max_backoff_seconds=retry.max_backoff_seconds)
+    pool = max(16, 2 * (config.upload_concurrency + config.download_concurrency))
+    return StudioClient(config.studio.api_url, config.studio.api_key,
+                        timeout=(config.studio.connect_timeout, config.studio.read_timeout),
+                        retry=policy, pool_size=pool)
+
+
+def open_ledger(config: Config) -> Ledger:
+    """Open (creating if needed) the configured ledger."""
+    return Ledger(config.ledger)
+
+
+def wait_for_profiles(config: Config, studio: StudioClient, stop: threading.Event,
+                      max_wait: float = 300.0) -> dict[str, int] | None:
+    """Resolve every watch's profile; wait (with backoff) while Studio is unreachable.
+
+    Returns None if `stop` was set first. Raises ConfigError for an unknown
+    profile and AuthError for a refused key: those need a person.
+    """
+    delay = 2.0
+    while not stop.is_set():
+        try:
+            return resolve_profiles(config, studio.list_profiles())
+        except (TransportError, ServerError, OutOfCreditsError) as exc:
+            log.warning("cannot reach Studio to look up profiles (%s); trying again in %.0f s", exc, delay)
+        except StudioError as exc:
+            if exc.retryable:
+                log.warning("Studio trouble looking up profiles (%s); trying again in %.0f s", exc, delay)
+            else:
+                raise
+        stop.wait(delay)
+        delay = min(delay * 2, max_wait)
+    return None

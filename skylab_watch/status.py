@@ -1,0 +1,89 @@
+"""The status report: what the ledger knows, per watch, in words and as JSON.
+
+Read-only and independent of the running daemon: it opens the ledger file
+(WAL lets it read while the daemon writes) and reports counts, open jobs,
+conditions (paused watches, no credits) and every failure with its reason.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from skylab_watch.ledger import Ledger
+
+# Report categories, in the order a photo lives through them.
+CATEGORIES = ("waiting", "uploading", "queued", "processing", "done", "rejected", "duplicate", "failed")
+OPEN_JOB_STATES = ("open", "closed", "created", "queueing", "queued")
+
+
+def _category(photo_state: str, studio_status: str | None) -> str | None:
+    if photo_state in ("ready", "batched"):
+        return "waiting"
+    if photo_state in ("uploading", "uploaded"):
+        return "uploading"
+    if photo_state == "queued":
+        return "processing" if studio_status in ("processing", "completed") else "queued"
+    if photo_state in ("delivering",):
+        return "processing"
+    if photo_state in ("delivered", "done"):
+        return "done"
+    if photo_state in ("rejected", "duplicate", "failed"):
+        return photo_state
+    return None  # superseded versions are history, not work
+
+
+def build_report(ledger: Ledger, watches: list[str] | None = None) -> dict[str, Any]:
+    """Given a ledger, return the status report as plain data (what `--json` prints)."""
+    rows = ledger.db.query(
+        "SELECT p.watch, p.state, j.studio_status, COUNT(*) AS n FROM photos p "
+        "LEFT JOIN jobs j ON j.id = p.job_id GROUP BY p.watch, p.state, j.studio_status")
+    report: dict[str, Any] = {"watches": {}, "jobs": [], "problems": [], "notices": []}
+    for name in watches or []:
+        report["watches"][name] = dict.fromkeys(CATEGORIES, 0)
+    for row in rows:
+        counts = report["watches"].setdefault(row["watch"], dict.fromkeys(CATEGORIES, 0))
+        category = _category(row["state"], row["studio_status"])
+        if category:
+            counts[category] += row["n"]
+    report["jobs"] = [_job_entry(ledger, job) for job in ledger.jobs_in_state(*OPEN_JOB_STATES)]
+    report["problems"] = [
+        {"watch": p.watch, "path": p.rel_path, "state": p.state, "reason": p.reason,
+         "since": _iso(p.updated_at)}
+        for p in ledger.photos_in_state("rejected", "failed", "duplicate")]
+    report["notices"] = [{"key": key, "message": msg, "since": _iso(since)}
+                         for key, (msg, since) in sorted(ledger.notices().items())]
+    return report
+
+
+def _job_entry(ledger: Ledger, job) -> dict[str, Any]:
+    return {"watch": job.watch, "name": job.name, "state": job.state, "studio_id": job.studio_id,
+            "studio_status": job.studio_status, "jobs_in_front": job.jobs_in_front,
+            "photos": ledger.count_job_photos(job.id), "opened": _iso(job.opened_at)}
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """Return the report as text for a person."""
+    lines = []
+    for notice in report["notices"]:
+        lines.append(f"! {notice['message']} (since {notice['since']})")
+    for watch, counts in sorted(report["watches"].items()):
+        parts = ", ".join(f"{counts[c]} {c}" for c in CATEGORIES)
+        lines.append(f"{watch}: {parts}")
+    if report["jobs"]:
+        lines.append("")
+        lines.append("Open jobs:")
+        for job in report["jobs"]:
+            front = f", {job['jobs_in_front']} job(s) in front" if job["jobs_in_front"] else ""
+            studio = f" (Studio: {job['studio_status']}{front})" if job["studio_status"] else ""
+            lines.append(f"  {job['watch']}: {job['name']}: {job['state']}, {job['photos']} photo(s){studio}")
+    if report["problems"]:
+        lines.append("")
+        lines.append("Not sent, or failed:")
+        for p in report["problems"]:
+            lines.append(f"  {p['watch']}: {p['path']}: {p['state']}: {p['reason']}")
+    return "\n".join(lines) if lines else "The ledger is empty: no photo seen yet."

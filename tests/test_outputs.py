@@ -1,0 +1,285 @@
+"""Tests of skylab_watch.outputs: mirrored paths, collision-safe names, atomic writes and moves, on real files."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+import pyvips
+import pytest
+
+from skylab_watch import outputs
+from skylab_watch.imaging import ImageError, load_checked, save
+from skylab_watch.outputs import (
+    free_name, fsync_directory, mirrored_path, move_atomically, remove_stale_temps,
+    sha256_file, temp_path_for, write_atomically,
+)
+
+
+def never(_path: Path) -> bool:
+    """A may_replace callback for files the daemon did not write."""
+    return False
+
+
+def always(_path: Path) -> bool:
+    """A may_replace callback for files the daemon wrote itself."""
+    return True
+
+
+def writer(data: bytes):
+    """Return a write callback that writes `data`."""
+    return lambda temp: temp.write_bytes(data)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Return the names of temp files left in a folder."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".skylab-part"))
+
+
+# --- mirrored_path / temp_path_for ----------------------------------------------------
+
+def test_mirrored_path_keeps_subfolders_and_takes_new_name(tmp_path: Path):
+    assert mirrored_path(tmp_path / "out", "a/b/IMG_1.jpg", "IMG_1.png") == tmp_path / "out/a/b/IMG_1.png"
+    assert mirrored_path(tmp_path, "IMG_1.jpg", "IMG_1.png") == tmp_path / "IMG_1.png"
+
+
+@pytest.mark.parametrize("rel", ["../x/IMG_1.jpg", "/etc/IMG_1.jpg", "a/../../IMG_1.jpg"])
+def test_mirrored_path_refuses_to_leave_the_root(tmp_path: Path, rel: str):
+    with pytest.raises(ValueError):
+        mirrored_path(tmp_path, rel, "IMG_1.png")
+
+
+def test_temp_path_is_hidden_beside_final_and_deterministic(tmp_path: Path):
+    final = tmp_path / "a" / "IMG_1.png"
+    temp = temp_path_for(final, "dl")
+    assert temp == tmp_path / "a" / ".IMG_1.png.dl.skylab-part"
+    assert temp_path_for(final, "dl") == temp != temp_path_for(final, "w")
+
+
+# --- free_name ---------------------------------------------------------------------------
+
+def test_free_name_returns_path_when_absent(tmp_path: Path):
+    assert free_name(tmp_path / "IMG_1.png", never) == tmp_path / "IMG_1.png"
+
+
+def test_free_name_numbers_an_unowned_existing_file(tmp_path: Path):
+    (tmp_path / "IMG_1.png").write_bytes(b"user's file")
+    assert free_name(tmp_path / "IMG_1.png", never) == tmp_path / "IMG_1 (1).png"
+
+
+def test_free_name_reuses_an_owned_file(tmp_path: Path):
+    (tmp_path / "IMG_1.png").write_bytes(b"ours")
+    assert free_name(tmp_path / "IMG_1.png", always) == tmp_path / "IMG_1.png"
+
+
+def test_free_name_follows_the_chain(tmp_path: Path):
+    for name in ("IMG_1.png", "IMG_1 (1).png"):
+        (tmp_path / name).write_bytes(b"x")
+    assert free_name(tmp_path / "IMG_1.png", never) == tmp_path / "IMG_1 (2).png"
+
+
+def test_free_name_reuses_an_owned_numbered_file(tmp_path: Path):
+    for name in ("IMG_1.png", "IMG_1 (1).png", "IMG_1 (2).png"):
+        (tmp_path / name).write_bytes(b"x")
+    owned = tmp_path / "IMG_1 (1).png"
+    assert free_name(tmp_path / "IMG_1.png", lambda p: p == owned) == owned
+
+
+def test_free_name_treats_a_dangling_symlink_as_taken(tmp_path: Path):
+    (tmp_path / "IMG_1.png").symlink_to(tmp_path / "missing")
+    assert free_name(tmp_path / "IMG_1.png", never) == tmp_path / "IMG_1 (1).png"
+
+
+# --- write_atomically --------------------------------------------------------------------
+
+def test_write_atomically_creates_folders_and_returns_size_and_hash(tmp_path: Path):
+    final = tmp_path / "a" / "b" / "IMG_1.png"
+    data = b"complete content" * 100
+    size, digest = write_atomically(final, writer(data))
+    assert final.read_bytes() == data
+    assert (size, digest) == (len(data), hashlib.sha256(data).hexdigest())
+    assert leftovers(final.parent) == []
+
+
+def test_write_atomically_replaces_an_owned_file_whole(tmp_path: Path):
+    final = tmp_path / "IMG_1.png"
+    final.write_bytes(b"old")
+    write_atomically(final, writer(b"new"))
+    assert final.read_bytes() == b"new"
+
+
+def test_failed_check_leaves_no_final_and_no_temp(tmp_path: Path):
+    final = tmp_path / "IMG_1.png"
+    with pytest.raises(ImageError):
+        write_atomically(final, writer(b"not a png"), check=load_checked)
+    assert not final.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_check_sees_the_written_temp(tmp_path: Path):
+    final = tmp_path / "IMG_1.png"
+    image = (pyvips.Image.black(8, 8) + [1, 2, 3]).cast("uchar").copy(interpretation="srgb")
+    seen: list[Path] = []
+
+    def check(temp: Path) -> None:
+        seen.append(temp)
+        load_checked(temp)
+
+    write_atomically(final, lambda temp: save(image, temp, "png"), tag="dl", check=check)
+    assert seen == [temp_path_for(final, "dl")]
+    assert load_checked(final).width == 8
+
+
+def test_failed_write_leaves_no_final_and_no_temp(tmp_path: Path):
+    final = tmp_path / "IMG_1.png"
+
+    def broken(temp: Path) -> None:
+        temp.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        write_atomically(final, broken)
+    assert not final.exists()
+    assert leftovers(tmp_path) == []
+
+
+def interrupted_big_write(temp: Path) -> None:
+    """Write 4 MiB in chunks and die halfway, like a download cut off mid-stream."""
+    with open(temp, "wb") as handle:
+        for index in range(64):
+            if index == 32:
+                raise ConnectionError("connection reset mid-download")
+            handle.write(bytes([index]) * 65536)
+
+
+def test_interrupted_big_write_never_appears_under_final_name(tmp_path: Path):
+    final = tmp_path / "big.jpg"
+    with pytest.raises(ConnectionError):
+        write_atomically(final, interrupted_big_write)
+    assert not final.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_interrupted_write_keeps_the_previous_file_intact(tmp_path: Path):
+    final = tmp_path / "big.jpg"
+    old = b"previous complete output" * 1000
+    final.write_bytes(old)
+    with pytest.raises(ConnectionError):
+        write_atomically(final, interrupted_big_write)
+    assert final.read_bytes() == old
+    assert leftovers(tmp_path) == []
+
+
+def test_retry_overwrites_a_stale_temp_from_a_crash(tmp_path: Path):
+    final = tmp_path / "IMG_1.png"
+    stale = temp_path_for(final, "w")
+    stale.write_bytes(b"left by a crash" * 1000)
+    write_atomically(final, writer(b"fresh"))
+    assert final.read_bytes() == b"fresh"
+    assert not stale.exists()
+
+
+# --- small helpers ------------------------------------------------------------------------
+
+def test_sha256_file_matches_hashlib(tmp_path: Path):
+    data = os.urandom(3 * (1 << 20) + 7)  # spans several read chunks
+    (tmp_path / "f").write_bytes(data)
+    assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+def test_fsync_directory_accepts_a_real_folder(tmp_path: Path):
+    fsync_directory(tmp_path)  # must not raise
+    fsync_directory(tmp_path / "missing")  # unopenable folders are skipped, not fatal
+
+
+def test_remove_stale_temps_deletes_only_temps(tmp_path: Path):
+    (tmp_path / ".a.png.w.skylab-part").write_bytes(b"x")
+    (tmp_path / ".b.jpg.dl.skylab-part").write_bytes(b"x")
+    (tmp_path / "keep.png").write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / ".c.png.w.skylab-part").write_bytes(b"x")
+    assert remove_stale_temps(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png", "sub"]
+    assert remove_stale_temps(tmp_path, recursive=True) == 1
+    assert list((tmp_path / "sub").iterdir()) == []
+
+
+# --- move_atomically ----------------------------------------------------------------------
+
+def original(folder: Path, rel: str, data: bytes = b"original bytes") -> Path:
+    """Create an input file at folder/rel and return its path."""
+    path = folder / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_move_mirrors_subfolders_and_removes_source(tmp_path: Path):
+    src = original(tmp_path / "in", "a/b/IMG_1.jpg")
+    dest = move_atomically(src, tmp_path / "archive", "a/b/IMG_1.jpg")
+    assert dest == tmp_path / "archive" / "a" / "b" / "IMG_1.jpg"
+    assert dest.read_bytes() == b"original bytes"
+    assert not src.exists()
+
+
+def test_move_never_overwrites_an_existing_file(tmp_path: Path):
+    src = original(tmp_path / "in", "a/IMG_1.jpg", b"new")
+    original(tmp_path / "archive", "a/IMG_1.jpg", b"older archived copy")
+    dest = move_atomically(src, tmp_path / "archive", "a/IMG_1.jpg")
+    assert dest.name == "IMG_1 (1).jpg"
+    assert dest.read_bytes() == b"new"
+    assert (tmp_path / "archive" / "a" / "IMG_1.jpg").read_bytes() == b"older archived copy"
+
+
+def test_move_across_filesystems_copies_before_removing_source(tmp_path: Path, monkeypatch):
+    src = original(tmp_path / "in", "IMG_1.jpg", b"x" * 100_000)
+    real_link = os.link
+    calls: list[tuple[str, str]] = []
+
+    def link(a, b):
+        calls.append((str(a), str(b)))
+        if Path(a) == src:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        assert src.exists(), "source removed before the copy was in place"
+        return real_link(a, b)
+
+    monkeypatch.setattr(outputs.os, "link", link)
+    dest = move_atomically(src, tmp_path / "archive", "IMG_1.jpg")
+    assert dest.read_bytes() == b"x" * 100_000
+    assert not src.exists()
+    assert calls[-1][0].endswith(".skylab-part")  # published from a flushed temp
+    assert leftovers(dest.parent) == []
+
+
+def test_failed_cross_filesystem_copy_keeps_source_and_leaves_nothing(tmp_path: Path, monkeypatch):
+    src = original(tmp_path / "in", "IMG_1.jpg")
+
+    def no_link(a, b):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    def failing_copy(a, b):
+        Path(b).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(outputs.os, "link", no_link)
+    monkeypatch.setattr(outputs.shutil, "copy2", failing_copy)
+    with pytest.raises(OSError, match="No space"):
+        move_atomically(src, tmp_path / "archive", "IMG_1.jpg")
+    assert src.read_bytes() == b"original bytes"
+    assert list((tmp_path / "archive").iterdir()) == []
+
+
+def test_move_without_hard_links_still_refuses_to_overwrite(tmp_path: Path, monkeypatch):
+    src = original(tmp_path / "in", "IMG_1.jpg", b"new")
+    original(tmp_path / "archive", "IMG_1.jpg", b"old")
+
+    def unsupported(a, b):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(outputs.os, "link", unsupported)
+    dest = move_atomically(src, tmp_path / "archive", "IMG_1.jpg")
+    assert dest.name == "IMG_1 (1).jpg" and dest.read_bytes() == b"new"
+    assert (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == b"old"
+    assert not src.exists()
