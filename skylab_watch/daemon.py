@@ -16,6 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
+from skylab_watch.callbacks import CallbackReceiver
 from skylab_watch.config import Config
 from skylab_watch.ledger import Ledger
 from skylab_watch.pipeline import batcher, completion, intake, jobs, uploader
@@ -51,6 +52,7 @@ class Daemon:
         self._not_before: dict[int, float] = {}
         self._studio_backoff_until = 0.0
         self._studio_backoff = STUDIO_BACKOFF_SECONDS[0]
+        self.callbacks: CallbackReceiver | None = None
         self.on_loop: Callable[["Daemon"], None] | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -59,12 +61,24 @@ class Daemon:
         """Start observers and scan every input tree; after this the daemon is ready."""
         for watch in self.ctx.config.watches:
             self._add_watch(watch)
+        self._start_callbacks()
         log.info("skylab-watch is watching %d folder(s); ledger %s", len(self.discoveries), self.ctx.ledger.path)
 
     def _add_watch(self, watch) -> None:
         disc = WatchDiscovery(watch, self.ctx.ledger, self.events)
         disc.start()
         self.discoveries[watch.name] = disc
+
+    def _start_callbacks(self) -> None:
+        cb = self.ctx.config.callback
+        if cb is None:
+            return
+        self.callbacks = CallbackReceiver(cb.host, cb.port, cb.secret, on_job=self._on_callback)
+        self.callbacks.start()
+
+    def _on_callback(self, studio_job_id: int | None) -> None:
+        self._deliveries.poke(studio_job_id)
+        self.wakeup.set()
 
     def stop(self) -> None:
         """Ask the loop to stop after the current pass."""
@@ -79,6 +93,8 @@ class Daemon:
         """
         for disc in self.discoveries.values():
             disc.stop()
+        if self.callbacks is not None:
+            self.callbacks.stop()
         deadline = time.monotonic() + grace_seconds
         for future in list(self._inflight.values()):
             future_timeout = max(0.0, deadline - time.monotonic())
@@ -113,10 +129,10 @@ class Daemon:
             self._guard(lambda d=disc: batcher.batch_ready_photos(self.ctx, d.config))
             self._guard(lambda d=disc: batcher.close_due_jobs(self.ctx, d.config, self._nothing_pending(d)))
         if self._studio_ready():
-            self._guard(self._create_jobs)
-            self._guard(self._submit_uploads)
-            self._guard(self._queue_jobs)
-            self._guard(lambda: self._deliveries.step(self.wakeup))
+            self._guard(self._create_jobs, studio=True)
+            self._guard(self._submit_uploads, studio=True)
+            self._guard(self._queue_jobs, studio=True)
+            self._guard(lambda: self._deliveries.step(self.wakeup), studio=True)
         self.heartbeat = time.monotonic()
         if self.on_loop:
             self.on_loop(self)
@@ -188,11 +204,15 @@ class Daemon:
                 self._not_before.pop(photo_id, None)
             self.wakeup.set()
 
-    def _guard(self, action: Callable[[], object]) -> None:
-        """Run one stage; turn Studio trouble into a pause, and never let an error stop the loop."""
+    def _guard(self, action: Callable[[], object], studio: bool = False) -> None:
+        """Run one stage; turn Studio trouble into a pause, and never let an error stop the loop.
+
+        studio: the stage talks to Studio, so its success ends a backoff.
+        """
         try:
             action()
-            self._studio_backoff = STUDIO_BACKOFF_SECONDS[0]
+            if studio:
+                self._studio_backoff = STUDIO_BACKOFF_SECONDS[0]
         except OutOfCreditsError as exc:
             self.ctx.credits.out_of_credits(exc.message)
         except StudioError as exc:

@@ -32,6 +32,15 @@ KNOWN_STATUSES = frozenset({"pending", "queued", "processing", "completed", "fai
 FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled"})
 
 
+def describe_duration(seconds: float) -> str:
+    """Return a duration in the unit a person would use: `45 s`, `20 min`, `24 h`."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"
+
+
 class Deliveries:
     """Polls queued jobs and runs photo deliveries on a pool of `downloads.concurrency` threads."""
 
@@ -97,8 +106,8 @@ class Deliveries:
             elif status in FAILED_STATUSES:
                 self._fail(photo, f"Studio reports job {job.name} {status}")
             elif self._overdue(job):
-                hours = self.ctx.watch(job.watch).delivery_timeout_seconds / 3600
-                self._fail(photo, f"Studio did not deliver a result within {hours:g} h")
+                limit = self.ctx.watch(job.watch).delivery_timeout_seconds
+                self._fail(photo, f"Studio did not deliver a result within {describe_duration(limit)}")
         self._close_job_if_done(job, status)
 
     def _note_status(self, job: Job, status: str) -> None:
