@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from skylab_watch.callbacks import CallbackReceiver
-from skylab_watch.config import Config
+from skylab_watch.config import Config, load_config, resolve_profiles
+from skylab_watch.errors import ConfigError
 from skylab_watch.ledger import Ledger
 from skylab_watch.pipeline import batcher, completion, intake, jobs, uploader
 from skylab_watch.pipeline.context import Context, CreditGate
@@ -40,6 +41,7 @@ class Daemon:
                            credits=CreditGate(ledger, config.credits_retry_seconds),
                            staging_dir=staging_dir or ledger.path.parent / "staging")
         self.once = once
+        self._started_config = config
         self.events: queue.Queue[tuple[str, str]] = queue.Queue()
         self.discoveries: dict[str, WatchDiscovery] = {}
         self.stopping = threading.Event()
@@ -53,21 +55,27 @@ class Daemon:
         self._studio_backoff_until = 0.0
         self._studio_backoff = STUDIO_BACKOFF_SECONDS[0]
         self.callbacks: CallbackReceiver | None = None
+        self._reload_requested = threading.Event()
+        self.stall_seconds = 60.0
         self.on_loop: Callable[["Daemon"], None] | None = None
 
     # ------------------------------------------------------------------ life cycle
 
-    def start(self) -> None:
-        """Start observers and scan every input tree; after this the daemon is ready."""
-        for watch in self.ctx.config.watches:
-            self._add_watch(watch)
-        self._start_callbacks()
-        log.info("skylab-watch is watching %d folder(s); ledger %s", len(self.discoveries), self.ctx.ledger.path)
+    def start(self) -> int:
+        """Start observers and scan every input tree; after this the daemon is ready.
 
-    def _add_watch(self, watch) -> None:
+        Returns how many new or changed files the start-up scans found.
+        """
+        found = sum(self._add_watch(watch) for watch in self.ctx.config.watches)
+        self._start_callbacks()
+        log.info("skylab-watch is watching %d folder(s); ledger %s; %d new file(s) found at start",
+                 len(self.discoveries), self.ctx.ledger.path, found)
+        return found
+
+    def _add_watch(self, watch) -> int:
         disc = WatchDiscovery(watch, self.ctx.ledger, self.events)
-        disc.start()
         self.discoveries[watch.name] = disc
+        return disc.start()
 
     def _start_callbacks(self) -> None:
         cb = self.ctx.config.callback
@@ -124,6 +132,9 @@ class Daemon:
 
     def step(self) -> None:
         """One pass of the reconciler over every watch and every job."""
+        if self._reload_requested.is_set():
+            self._reload_requested.clear()
+            self._guard(self.reload)
         self._discover()
         for disc in self.discoveries.values():
             self._guard(lambda d=disc: batcher.batch_ready_photos(self.ctx, d.config))
@@ -181,7 +192,7 @@ class Daemon:
         for photo in self.ctx.ledger.photos_in_state("batched", "uploading"):
             if len(self._inflight) >= self.ctx.config.upload_concurrency * 2:
                 break
-            if photo.job_id in created and photo.id not in self._inflight \
+            if photo.job_id in created and photo.id not in self._inflight and self.ctx.has_watch(photo.watch) \
                     and self._not_before.get(photo.id, 0.0) <= now:
                 self._inflight[photo.id] = self._uploads.submit(uploader.upload_photo, self.ctx, photo)
 
@@ -222,7 +233,73 @@ class Daemon:
         except Exception:  # noqa: BLE001 - the daemon must carry on; the ledger keeps the intent
             log.exception("unexpected error in the work loop; carrying on")
 
+    # ------------------------------------------------------------------ reload
+
+    def request_reload(self) -> None:
+        """Ask the loop to reload the configuration file at the start of its next pass (SIGHUP)."""
+        self._reload_requested.set()
+        self.wakeup.set()
+
+    def reload(self) -> bool:
+        """Re-read the config; apply added, removed and changed watches. Return False if refused.
+
+        A config that does not validate, or names a profile Studio does not
+        know, is refused with a log line and the running one stays in force.
+        """
+        source = self.ctx.config.source
+        try:
+            new = load_config(source)
+            profiles = resolve_profiles(new, self.ctx.studio.list_profiles())
+        except ConfigError as exc:
+            log.error("refusing the new configuration; the old one keeps running:\n%s", exc)
+            return False
+        old = {w.name: w for w in self.ctx.config.watches}
+        fresh = {w.name: w for w in new.watches}
+        for name in [n for n in old if fresh.get(n) != old[n]]:
+            self.discoveries.pop(name).stop()
+        self.ctx.config, self.ctx.profiles = new, profiles
+        for name, watch in fresh.items():
+            if name not in self.discoveries:
+                self._add_watch(watch)
+        added, removed = sorted(set(fresh) - set(old)), sorted(set(old) - set(fresh))
+        changed = sorted(n for n in fresh if n in old and fresh[n] != old[n])
+        log.info("reloaded %s: %d watch(es); added %s, removed %s, changed %s", source, len(fresh),
+                 added or "none", removed or "none", changed or "none")
+        self._warn_restart_only(new)
+        return True
+
+    def _warn_restart_only(self, new: Config) -> None:
+        """Some settings are fixed at start; say so rather than silently ignoring them."""
+        for key in ("upload_concurrency", "download_concurrency", "callback", "studio", "ledger"):
+            if getattr(new, key) != getattr(self._started_config, key):
+                log.warning("the new %s takes effect only after a restart", key.replace("_", " "))
+
     # ------------------------------------------------------------------ health and completion
+
+    def health_problem(self) -> str | None:
+        """Return None while the loop comes round and every observer runs; else what is wrong."""
+        age = time.monotonic() - self.heartbeat
+        if age > self.stall_seconds:
+            return f"the work loop has not come round for {age:.0f} s (blocked on a share or a call?)"
+        dead = [d.name for d in self.discoveries.values() if not d.observer_alive()]
+        if dead:
+            return f"the folder observer of {', '.join(dead)} is not running"
+        return None
+
+    def status_line(self) -> str:
+        """Return the one-line summary systemd shows in `systemctl status`."""
+        counts: dict[str, int] = {}
+        for per_watch in self.ctx.ledger.state_counts().values():
+            for state, n in per_watch.items():
+                counts[state] = counts.get(state, 0) + n
+        waiting = counts.get("ready", 0) + counts.get("batched", 0)
+        sending = counts.get("uploading", 0) + counts.get("uploaded", 0)
+        line = (f"{len(self.discoveries)} watch(es): {waiting} waiting, {sending} uploading, "
+                f"{counts.get('queued', 0) + counts.get('delivering', 0)} at Studio, {counts.get('done', 0)} done, "
+                f"{counts.get('rejected', 0)} rejected, {counts.get('failed', 0)} failed")
+        if self.ctx.credits.paused:
+            line += "; PAUSED: out of credits"
+        return line
 
     def observers_alive(self) -> bool:
         """Return True when every watch's observer is running (or the watch is paused)."""

@@ -1,39 +1,11 @@
-"""Shared fixtures: a running emulator, a client for it, and real images made with pyvips."""
+"""Shared fixtures: a running emulator on a free loopback port."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-from typing import Callable
-
 import pytest
-import pyvips
+from support import API_KEY
 
 from skylab_watch.emulator import Emulator
-
-API_KEY = "test-key-0123456789"
-
-
-def make_image(path: Path, width: int = 160, height: int = 120, seed: int = 0) -> Path:
-    """Write a real photo-like image (a coloured subject on a light background) and return its path."""
-    background = pyvips.Image.black(width, height, bands=3) + [235, 235, 230]
-    subject = (pyvips.Image.black(width // 2, height // 2, bands=3) + [40 + seed % 200, 90, 160 - seed % 100])
-    image = background.insert(subject, width // 4, height // 4).cast("uchar")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.write_to_file(str(path))
-    return path
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05, what: str = ""):
-    """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
-        time.sleep(interval)
 
 
 @pytest.fixture

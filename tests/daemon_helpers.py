@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import API_KEY
+from support import API_KEY
 
 from skylab_watch.config import load_config
 from skylab_watch.daemon import Daemon

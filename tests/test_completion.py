@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import pyvips
 import requests
-from conftest import API_KEY, make_image, wait_for
+from support import API_KEY, make_image, wait_for
 from daemon_helpers import DaemonThread, write_config
 
 from skylab_watch.emulator import Emulator

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import API_KEY, make_image, wait_for
+from support import API_KEY, make_image, wait_for
 from daemon_helpers import md5_of, run_once, start_process, studio_photos, write_config
 
 from skylab_watch.emulator import Emulator

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import make_image, wait_for
+from support import make_image, wait_for
 from daemon_helpers import DaemonThread, md5_of, studio_photos, write_config
 
 from skylab_watch.emulator import Emulator

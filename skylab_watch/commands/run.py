@@ -12,6 +12,7 @@ from skylab_watch.config import load_config
 from skylab_watch.daemon import Daemon
 from skylab_watch.errors import ConfigError, SkylabWatchError
 from skylab_watch.logs import setup_logging
+from skylab_watch.service import HealthPinger, Notifier
 from skylab_watch.startup import make_client, open_ledger, wait_for_profiles
 from skylab_watch.studio import AuthError
 
@@ -61,13 +62,21 @@ def _run(config, once: bool, stop: threading.Event) -> int:
             return 0
         daemon = Daemon(config, ledger, studio, profiles, once=once)
         daemon_holder.append(daemon)
-        daemon.start()
+        notifier = Notifier()
+        if notifier.watchdog_seconds:
+            daemon.stall_seconds = max(1.0, notifier.watchdog_seconds / 2)
+        found = daemon.start()
+        notifier.ready(f"watching {len(config.watches)} folder(s); start-up scan found {found} new file(s)")
+        pinger = HealthPinger(notifier, daemon.health_problem, daemon.status_line)
+        pinger.start()
         if stop.is_set():
             daemon.stop()
         try:
             code = daemon.run()
         finally:
             log.info("skylab-watch is stopping; letting transfers in progress finish")
+            notifier.stopping()
+            pinger.stop()
             daemon.shutdown()
             ledger.close()
         log.info("skylab-watch stopped")
@@ -80,6 +89,11 @@ def _install_signal_handlers(stop: threading.Event, holder: list[Daemon]) -> Non
         stop.set()
         for daemon in holder:
             daemon.stop()
+    def on_hangup(_signum, _frame) -> None:
+        log.info("received SIGHUP; reloading the configuration")
+        for daemon in holder:
+            daemon.request_reload()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGHUP, on_hangup)

@@ -53,12 +53,16 @@ class WatchDiscovery:
     def name(self) -> str:
         return self.config.name
 
-    def start(self) -> None:
-        """Start the observer and run the start-up scan (photos dropped while we were down)."""
+    def start(self) -> int:
+        """Start the observer and run the start-up scan (photos dropped while we were down).
+
+        Returns how many new or changed files the scan found.
+        """
         self.check_root(force=True)
-        if self.paused_reason is None:
-            self._start_watcher()
-            self.rescan()
+        if self.paused_reason is not None:
+            return 0
+        self._start_watcher()
+        return self.rescan()
 
     def stop(self) -> None:
         """Stop the observer thread."""

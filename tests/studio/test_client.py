@@ -7,7 +7,7 @@ import logging
 
 import pytest
 import pyvips
-from conftest import API_KEY, make_image, wait_for
+from support import API_KEY, make_image, wait_for
 
 from skylab_watch.studio import (
     AuthError, BadDigestError, InvalidRequestError, NotFoundError, OutOfCreditsError, RateLimitedError,

@@ -1,0 +1,370 @@
+"""The checks behind `skylab-watch doctor`: is this machine ready to run this config?
+
+`check-config` validates the file offline; doctor looks at the world the file
+points to: the Studio API and its profiles, the folders, the ledger, the
+output disk, the filesystems under the watches and the inotify limit. Each
+check returns `Finding`s, each with a verdict and, unless all is well, the fix
+to make. No check raises: a check that cannot finish is itself a failed
+finding, so one broken thing never hides the verdicts on the others.
+
+Permissions are checked for the user running doctor, so run it as the
+daemon's user (e.g. `sudo -u skylab-watch skylab-watch doctor ...`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from skylab_watch.config import Config, WatchConfig, resolve_profiles
+from skylab_watch.errors import ConfigError, LedgerError
+from skylab_watch.ledger import Ledger
+from skylab_watch.ledger.db import NETWORK_FILESYSTEMS, filesystem_type, refuse_network_filesystem
+from skylab_watch.startup import make_client
+from skylab_watch.studio import AuthError, RetryPolicy, StudioClient, StudioError, TransportError
+from skylab_watch.watch.observers import NATIVE, count_folders, inotify_watch_limit
+
+__all__ = ["Finding", "run_checks", "READ_FROM_SYSTEM", "DOCTOR_RETRY", "OK", "WARN", "FAIL"]
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+GIB = 1 << 30
+READ_FROM_SYSTEM: object = object()
+"""Default of `run_checks(inotify_limit=...)`: read /proc/sys/fs/inotify/max_user_watches."""
+
+DOCTOR_RETRY = RetryPolicy(max_attempts=2, max_seconds=10.0, initial_seconds=0.5, max_backoff_seconds=1.0)
+"""Doctor answers in seconds: one retry covers a blip, a dead API is reported rather than waited for."""
+
+NOTICE_KEY = "doctor-probe"
+SUGGESTED_MIN_WATCHES = 524288
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One verdict: `check` names the check, `verdict` is ok/warn/fail, `fix` says what to do (None if ok)."""
+
+    check: str
+    verdict: str
+    detail: str
+    fix: str | None = None
+
+
+ClientFactory = Callable[[Config], StudioClient]
+
+
+def run_checks(config: Config, mounts_file: str = "/proc/mounts", inotify_limit: int | None | object = READ_FROM_SYSTEM,
+               min_free_bytes: int = GIB, client_factory: ClientFactory = make_client) -> list[Finding]:
+    """Given a loaded Config, run every check and return their findings in a fixed order; never raise.
+
+    `mounts_file`, `inotify_limit` and `min_free_bytes` stand in for the
+    system where a test cannot make the real thing (an NFS mount, a low
+    inotify limit); `client_factory` builds the Studio client.
+    """
+    limit = inotify_watch_limit() if inotify_limit is READ_FROM_SYSTEM else inotify_limit
+    api_findings, profiles = _guard("api", lambda: check_api(config, client_factory))
+    findings = list(api_findings)
+    findings += _guard("profiles", lambda: check_profiles(config, profiles))
+    findings += _guard("folders", lambda: check_folders(config))
+    findings += _guard("ledger", lambda: check_ledger(config, mounts_file))
+    findings += _guard("disk space", lambda: check_disk_space(config, min_free_bytes))
+    findings += _guard("network filesystem", lambda: check_network_filesystems(config, mounts_file))
+    findings += _guard("inotify", lambda: check_inotify(config, limit))  # type: ignore[arg-type]
+    return findings
+
+
+def _guard(check: str, fn: Callable[[], object]):
+    """Run one check; turn an unexpected error into a failed finding, so the other checks still run."""
+    try:
+        return fn()
+    except Exception as exc:  # noqa: BLE001 - doctor must report, not crash
+        failed = [Finding(check, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}",
+                          "report this as a skylab-watch bug, with this output")]
+        return (failed, None) if check == "api" else failed
+
+
+# --- api and profiles --------------------------------------------------------
+
+def check_api(config: Config, client_factory: ClientFactory) -> tuple[list[Finding], list[dict] | None]:
+    """Ask Studio for the profiles; return the verdict and the profiles (None if the call failed)."""
+    url = config.studio.api_url
+    try:
+        with client_factory(config) as client:
+            client.retry = DOCTOR_RETRY
+            profiles = client.list_profiles()
+    except AuthError as exc:
+        return [Finding("api", FAIL, f"Studio at {url} refused the API key ({exc.message})",
+                        "check studio.api_key / studio.api_key_file (or SKYLAB_API_KEY): "
+                        "copy the key again from Studio's account settings")], None
+    except TransportError as exc:
+        return [Finding("api", FAIL, f"cannot reach {url}: {exc.message}",
+                        "check studio.api_url, the network, and any proxy or firewall between "
+                        "this machine and Studio")], None
+    except StudioError as exc:
+        return [Finding("api", FAIL, f"Studio at {url} answered with an error: {exc}",
+                        "if it is a server error, try again later; otherwise check studio.api_url")], None
+    count = len(profiles)
+    detail = f"Studio at {url} accepted the key ({count} profile{'s' if count != 1 else ''})"
+    return [Finding("api", OK, detail)], profiles
+
+
+def check_profiles(config: Config, profiles: list[dict] | None) -> list[Finding]:
+    """Given Studio's profiles (None if the API check failed), return a verdict on each watch's profile."""
+    if profiles is None:
+        return [Finding("profiles", WARN, "not checked, since Studio could not be asked",
+                        "fix the api check first, then run doctor again")]
+    try:
+        resolved = resolve_profiles(config, profiles)
+    except ConfigError as exc:
+        return _profile_problems(config, exc.problems)
+    return [Finding("profiles", OK, f"{_name(config, i)} profile {w.profile!r} is Studio profile "
+                                    f"{resolved[w.name]}") for i, w in enumerate(config.watches)]
+
+
+def _profile_problems(config: Config, problems: list[str]) -> list[Finding]:
+    """Turn resolve_profiles' problems into one failed finding per watch, ok for the others."""
+    failed: dict[int, str] = {}
+    for problem in problems:
+        match = re.search(r"watches\[(\d+)\]", problem)
+        failed[int(match.group(1)) if match else -1] = problem
+    findings = [Finding("profiles", FAIL, f"{_name(config, i)}: {problem}" if i >= 0 else problem,
+                        f"create the profile in Studio or fix watches[{i if i >= 0 else 'i'}].profile")
+                for i, problem in failed.items()]
+    findings += [Finding("profiles", OK, f"{_name(config, i)} profile {w.profile!r} exists")
+                 for i, w in enumerate(config.watches) if i not in failed]
+    return findings
+
+
+# --- folders -------------------------------------------------------------------
+
+def check_folders(config: Config) -> list[Finding]:
+    """Return, per watch, a failed finding for each folder problem, or one ok finding."""
+    findings: list[Finding] = []
+    for i, watch in enumerate(config.watches):
+        problems = _folder_problems(i, watch)
+        findings += [Finding("folders", FAIL, f"{_name(config, i)} {detail}", fix) for detail, fix in problems]
+        if not problems:
+            findings.append(Finding("folders", OK, f"{_name(config, i)} can read {watch.input} "
+                                                   f"and write {watch.output}"))
+    return findings
+
+
+def _folder_problems(i: int, watch: WatchConfig) -> list[tuple[str, str]]:
+    """Return (detail, fix) for each problem of watch number `i`'s input, output and archive folders."""
+    problems = _input_problems(i, watch)
+    problems += _writable_problems(watch.output, f"watches[{i}].output", "output")
+    if watch.after_success == "archive" and watch.archive_dir is not None:
+        problems += _writable_problems(watch.archive_dir, f"watches[{i}].archive_dir", "archive_dir")
+    return problems
+
+
+def _input_problems(i: int, watch: WatchConfig) -> list[tuple[str, str]]:
+    """Check the input exists, can be listed, and (if originals are moved or deleted) written."""
+    folder, key = watch.input, f"watches[{i}].input"
+    if not folder.exists():
+        return [(f"input {folder} does not exist", f"create {folder} or correct {key}")]
+    if not folder.is_dir():
+        return [(f"input {folder} is not a folder", f"point {key} at a folder")]
+    if not os.access(folder, os.R_OK | os.X_OK):
+        return [(f"cannot list input {folder} as this user",
+                 f"grant this user read access (chmod/chown or an ACL) to {folder}")]
+    if watch.after_success in ("archive", "delete") and not os.access(folder, os.W_OK | os.X_OK):
+        return [(f"cannot remove files from input {folder} (after_success: {watch.after_success})",
+                 f"grant this user write access to {folder}, or set watches[{i}].after_success: keep")]
+    return []
+
+
+def _writable_problems(folder: Path, key: str, what: str) -> list[tuple[str, str]]:
+    """Check `folder` is a writable folder, or can be created (with its parents) by this user."""
+    if folder.exists():
+        if not folder.is_dir():
+            return [(f"{what} {folder} is not a folder", f"point {key} at a folder")]
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return [(f"cannot write to {what} {folder} as this user", f"grant this user write access to {folder}")]
+        return []
+    parent = nearest_existing(folder)
+    if not parent.is_dir():
+        return [(f"{what} {folder} cannot be created: {parent} is a file, not a folder",
+                 f"move or rename the file {parent}, or correct {key}")]
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return [(f"{what} {folder} does not exist and this user cannot create it in {parent}",
+                 f"create {folder} for this user, or grant write access to {parent}")]
+    return []
+
+
+def nearest_existing(path: Path) -> Path:
+    """Return `path` or its closest ancestor that exists (a file or a folder)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+# --- ledger --------------------------------------------------------------------
+
+def check_ledger(config: Config, mounts_file: str) -> list[Finding]:
+    """Check the ledger is on a local disk, and that SQLite can write there."""
+    path = config.ledger
+    fix = f"set ledger to a file on a local disk, in a folder this user can write (now {path})"
+    try:
+        refuse_network_filesystem(path, mounts_file)
+        probe_ledger(path)
+    except LedgerError as exc:
+        return [Finding("ledger", FAIL, str(exc), fix)]
+    return [Finding("ledger", OK, f"{path} is writable")]
+
+
+def probe_ledger(path: Path) -> None:
+    """Open the ledger and write and clear a notice; raise LedgerError if that fails.
+
+    A ledger that does not exist yet is not created (doctor may run as
+    another user than the daemon, which would then find it owned by someone
+    else): a throw-away ledger next to it is tried instead and removed, with
+    any folder made for it.
+    """
+    if path.exists():
+        _write_and_clear_notice(path)
+        return
+    made = _missing_folders(path.parent)
+    try:
+        probe = _probe_path(path)
+        try:
+            _write_and_clear_notice(probe)
+        finally:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{probe}{suffix}").unlink(missing_ok=True)
+    finally:
+        for folder in reversed(made):
+            _remove_if_empty(folder)
+
+
+def _probe_path(path: Path) -> Path:
+    """Create the ledger's folder if needed and return an unused file name in it for the probe."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix=f".{path.name}.doctor-", dir=path.parent)
+    except OSError as exc:
+        raise LedgerError(f"cannot create the ledger {path}: {exc.strerror or exc}") from exc
+    os.close(handle)
+    os.unlink(name)
+    return Path(name)
+
+
+def _write_and_clear_notice(path: Path) -> None:
+    """Open the ledger at `path`, write a notice in a transaction, clear it, close."""
+    try:
+        ledger = Ledger(path)
+    except sqlite3.Error as exc:  # a read-only file fails in the migrations, untranslated
+        raise LedgerError(f"cannot write to the ledger {path}: {exc}; check its owner and permissions") from exc
+    try:
+        ledger.set_notice(NOTICE_KEY, "skylab-watch doctor is checking that the ledger is writable")
+        ledger.clear_notice(NOTICE_KEY)
+    except sqlite3.Error as exc:
+        raise LedgerError(f"cannot write to the ledger {path}: {exc}; check its owner and permissions") from exc
+    finally:
+        ledger.close()
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """Return the folders from the first missing one down to `folder` that do not exist yet."""
+    missing: list[Path] = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return list(reversed(missing))
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass
+
+
+# --- disk space ----------------------------------------------------------------
+
+def check_disk_space(config: Config, min_free_bytes: int) -> list[Finding]:
+    """Warn for each disk holding outputs that has less than `min_free_bytes` free."""
+    findings = []
+    for anchor, names in _outputs_by_disk(config).items():
+        findings.append(_disk_finding(anchor, names, min_free_bytes))
+    return findings
+
+
+def _outputs_by_disk(config: Config) -> dict[Path, list[str]]:
+    """Return {an existing folder on the disk: [watches writing there]}, one entry per filesystem."""
+    by_device: dict[int, tuple[Path, list[str]]] = {}
+    for i, watch in enumerate(config.watches):
+        anchor = nearest_existing(watch.output)
+        entry = by_device.setdefault(anchor.stat().st_dev, (anchor, []))
+        entry[1].append(f"watches[{i}].output")
+    return {anchor: names for anchor, names in by_device.values()}
+
+
+def _disk_finding(anchor: Path, keys: list[str], min_free_bytes: int) -> Finding:
+    free = shutil.disk_usage(anchor).free
+    where = f"the disk of {anchor} ({', '.join(keys)})"
+    if free >= min_free_bytes:
+        return Finding("disk space", OK, f"{_gb(free)} free on {where}")
+    return Finding("disk space", WARN, f"only {_gb(free)} free on {where}; at least {_gb(min_free_bytes)} needed",
+                   f"free space on that disk, or move {' / '.join(keys)} to a disk with more room")
+
+
+def _gb(size: int) -> str:
+    return f"{size / 1e9:.1f} GB"
+
+
+# --- observers ------------------------------------------------------------------
+
+def check_network_filesystems(config: Config, mounts_file: str) -> list[Finding]:
+    """Warn for each native watch on a network share: inotify sees only this machine's writes."""
+    findings = []
+    for i, watch in enumerate(config.watches):
+        fs_type = filesystem_type(watch.input, mounts_file) if watch.observer == NATIVE else None
+        if fs_type and fs_type.lower() in NETWORK_FILESYSTEMS:
+            findings.append(Finding(
+                "network filesystem", WARN,
+                f"{_name(config, i)} input {watch.input} is on {fs_type} and watched natively: native events "
+                f"do not arrive from other machines on {fs_type} shares (only the {watch.rescan_seconds:g} s "
+                "rescan would find their files)",
+                f"set watches[{i}].observer: polling"))
+    return findings or [Finding("network filesystem", OK, "no natively watched input is on a network share")]
+
+
+def check_inotify(config: Config, limit: int | None) -> list[Finding]:
+    """Compare the inotify watches the native watches need with the per-user limit."""
+    native = [(i, w) for i, w in enumerate(config.watches) if w.observer == NATIVE]
+    if not native:
+        return [Finding("inotify", OK, "no watch uses native events")]
+    if limit is None:
+        return [Finding("inotify", OK, "limit unknown (not Linux / unknown); nothing to compare")]
+    needed = sum(count_folders(w.input, w.recursive) for _, w in native)
+    if needed <= limit:
+        return [Finding("inotify", OK, f"native watches need {needed} of {limit} inotify watches")]
+    suggested = max(SUGGESTED_MIN_WATCHES, 2 * needed)
+    keys = ", ".join(f"watches[{i}]" for i, _ in native)
+    return [Finding(
+        "inotify", WARN,
+        f"native watches ({keys}) need {needed} inotify watches (one per folder) but the limit is {limit}; "
+        "skylab-watch falls back to polling for a watch that does not fit",
+        f"run `sysctl fs.inotify.max_user_watches={suggested}` and persist it with a line "
+        f"`fs.inotify.max_user_watches={suggested}` in /etc/sysctl.d/90-skylab-watch.conf; "
+        "or set observer: polling on the biggest watch")]
+
+
+# --- helpers ---------------------------------------------------------------------
+
+def _name(config: Config, i: int) -> str:
+    """Return how findings name watch number `i`: `watches[0] 'packshots'`."""
+    return f"watches[{i}] '{config.watches[i].name}'"
+
+
+def count_verdicts(findings: Iterable[Finding]) -> dict[str, int]:
+    """Return {ok, warn, fail: how many findings have that verdict}."""
+    counts = {OK: 0, WARN: 0, FAIL: 0}
+    for finding in findings:
+        counts[finding.verdict] = counts.get(finding.verdict, 0) + 1
+    return counts
