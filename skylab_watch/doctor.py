@@ -20,7 +20,7 @@ import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, cast
 
 from skylab_watch.config import Config, WatchConfig, resolve_profiles
 from skylab_watch.errors import ConfigError, LedgerError
@@ -40,6 +40,9 @@ READ_FROM_SYSTEM: object = object()
 DOCTOR_RETRY = RetryPolicy(max_attempts=2, max_seconds=10.0, initial_seconds=0.5, max_backoff_seconds=1.0)
 """Doctor answers in seconds: one retry covers a blip, a dead API is reported rather than waited for."""
 
+MAX_WAIT_SECONDS = 15.0
+"""Cap of the connect and read timeouts: listing profiles is quick, a silent server should not stall doctor."""
+
 NOTICE_KEY = "doctor-probe"
 SUGGESTED_MIN_WATCHES = 524288
 
@@ -57,34 +60,40 @@ class Finding:
 ClientFactory = Callable[[Config], StudioClient]
 
 
-def run_checks(config: Config, mounts_file: str = "/proc/mounts", inotify_limit: int | None | object = READ_FROM_SYSTEM,
-               min_free_bytes: int = GIB, client_factory: ClientFactory = make_client) -> list[Finding]:
+def run_checks(config: Config, mounts_file: str = "/proc/mounts",
+               inotify_limit: int | None | object = READ_FROM_SYSTEM, min_free_bytes: int = GIB,
+               client_factory: ClientFactory = make_client) -> list[Finding]:
     """Given a loaded Config, run every check and return their findings in a fixed order; never raise.
 
     `mounts_file`, `inotify_limit` and `min_free_bytes` stand in for the
     system where a test cannot make the real thing (an NFS mount, a low
     inotify limit); `client_factory` builds the Studio client.
     """
-    limit = inotify_watch_limit() if inotify_limit is READ_FROM_SYSTEM else inotify_limit
-    api_findings, profiles = _guard("api", lambda: check_api(config, client_factory))
-    findings = list(api_findings)
-    findings += _guard("profiles", lambda: check_profiles(config, profiles))
-    findings += _guard("folders", lambda: check_folders(config))
-    findings += _guard("ledger", lambda: check_ledger(config, mounts_file))
-    findings += _guard("disk space", lambda: check_disk_space(config, min_free_bytes))
-    findings += _guard("network filesystem", lambda: check_network_filesystems(config, mounts_file))
-    findings += _guard("inotify", lambda: check_inotify(config, limit))  # type: ignore[arg-type]
+    limit = inotify_watch_limit() if inotify_limit is READ_FROM_SYSTEM else cast("int | None", inotify_limit)
+    try:
+        findings, profiles = check_api(config, client_factory)
+    except Exception as exc:  # noqa: BLE001 - doctor must report, not crash
+        findings, profiles = [_crashed("api", exc)], None
+    checks: list[tuple[str, Callable[[], list[Finding]]]] = [
+        ("profiles", lambda: check_profiles(config, profiles)),
+        ("folders", lambda: check_folders(config)),
+        ("ledger", lambda: check_ledger(config, mounts_file)),
+        ("disk space", lambda: check_disk_space(config, min_free_bytes)),
+        ("network filesystem", lambda: check_network_filesystems(config, mounts_file)),
+        ("inotify", lambda: check_inotify(config, limit)),
+    ]
+    for check, run in checks:
+        try:
+            findings += run()
+        except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
+            findings.append(_crashed(check, exc))
     return findings
 
 
-def _guard(check: str, fn: Callable[[], object]):
-    """Run one check; turn an unexpected error into a failed finding, so the other checks still run."""
-    try:
-        return fn()
-    except Exception as exc:  # noqa: BLE001 - doctor must report, not crash
-        failed = [Finding(check, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}",
-                          "report this as a skylab-watch bug, with this output")]
-        return (failed, None) if check == "api" else failed
+def _crashed(check: str, exc: Exception) -> Finding:
+    """Return the finding for a check that raised something it did not expect."""
+    return Finding(check, FAIL, f"the check itself failed: {type(exc).__name__}: {exc}",
+                   "report this as a skylab-watch bug, with this output")
 
 
 # --- api and profiles --------------------------------------------------------
@@ -95,6 +104,7 @@ def check_api(config: Config, client_factory: ClientFactory) -> tuple[list[Findi
     try:
         with client_factory(config) as client:
             client.retry = DOCTOR_RETRY
+            client.timeout = (min(client.timeout[0], MAX_WAIT_SECONDS), min(client.timeout[1], MAX_WAIT_SECONDS))
             profiles = client.list_profiles()
     except AuthError as exc:
         return [Finding("api", FAIL, f"Studio at {url} refused the API key ({exc.message})",
@@ -126,17 +136,23 @@ def check_profiles(config: Config, profiles: list[dict] | None) -> list[Finding]
 
 
 def _profile_problems(config: Config, problems: list[str]) -> list[Finding]:
-    """Turn resolve_profiles' problems into one failed finding per watch, ok for the others."""
+    """Turn resolve_profiles' problems ("At 'watches[i].profile': ...") into findings, in watch order."""
     failed: dict[int, str] = {}
     for problem in problems:
-        match = re.search(r"watches\[(\d+)\]", problem)
-        failed[int(match.group(1)) if match else -1] = problem
-    findings = [Finding("profiles", FAIL, f"{_name(config, i)}: {problem}" if i >= 0 else problem,
-                        f"create the profile in Studio or fix watches[{i if i >= 0 else 'i'}].profile")
-                for i, problem in failed.items()]
-    findings += [Finding("profiles", OK, f"{_name(config, i)} profile {w.profile!r} exists")
-                 for i, w in enumerate(config.watches) if i not in failed]
+        match = re.match(r"At 'watches\[(\d+)\]\.profile': (.*)", problem, re.DOTALL)
+        failed[int(match.group(1)) if match else -1] = match.group(2) if match else problem
+    findings = [_profile_finding(config, i, failed.get(i)) for i in range(len(config.watches))]
+    if -1 in failed:  # a problem resolve_profiles phrased in a way not tied to one watch
+        findings.append(Finding("profiles", FAIL, failed[-1], "create the profile in Studio or fix the profile keys"))
     return findings
+
+
+def _profile_finding(config: Config, i: int, problem: str | None) -> Finding:
+    """Return the verdict on watch number `i`'s profile, given its problem (None if it resolved)."""
+    if problem is None:
+        return Finding("profiles", OK, f"{_name(config, i)} profile {config.watches[i].profile!r} exists")
+    return Finding("profiles", FAIL, f"{_name(config, i)} profile: {problem}",
+                   f"create the profile in Studio or fix watches[{i}].profile")
 
 
 # --- folders -------------------------------------------------------------------
@@ -208,7 +224,8 @@ def nearest_existing(path: Path) -> Path:
 def check_ledger(config: Config, mounts_file: str) -> list[Finding]:
     """Check the ledger is on a local disk, and that SQLite can write there."""
     path = config.ledger
-    fix = f"set ledger to a file on a local disk, in a folder this user can write (now {path})"
+    fix = (f"set ledger to a file on a local disk, in a folder this user can write (now {path}); "
+           "if that file is not a skylab-watch ledger, move it aside")
     try:
         refuse_network_filesystem(path, mounts_file)
         probe_ledger(path)

@@ -180,12 +180,19 @@ class Deliveries:
                 photo = self.ctx.ledger.get_photo(photo_id)
                 log.exception("could not write the outputs of %s", photo.rel_path if photo else photo_id)
                 self._fail(photo, f"could not write its outputs: {exc}")
+            self._close_after(photo_id)
             if wakeup is not None:
                 wakeup.set()
 
+    def _close_after(self, photo_id: int) -> None:
+        """Once a photo's delivery ends, finish its job if that was the last one (no need to wait a poll)."""
+        photo = self.ctx.ledger.get_photo(photo_id)
+        job = self.ctx.ledger.get_job(photo.job_id) if photo and photo.job_id else None
+        if job is not None and job.state == "queued":
+            self._close_job_if_done(job, job.studio_status or "")
+
     def _close_job_if_done(self, job: Job, status: str) -> None:
-        left = self.ctx.ledger.photos_in_state("queued", "delivering", "delivered", job_id=job.id)
-        if left or any(pid in self._inflight for pid in (p.id for p in left)):
+        if self.ctx.ledger.photos_in_state("queued", "delivering", "delivered", job_id=job.id):
             return
         final = "failed" if status in FAILED_STATUSES else "delivered"
         self.ctx.ledger.update_job(job.id, state=final, finished_at=time.time(),

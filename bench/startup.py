@@ -1,0 +1,92 @@
+"""How long the daemon takes to be ready with many photos already processed.
+
+Builds a watch folder with N real files (default 10,000, in 100 subfolders)
+and a ledger that records every one of them as done, then times start-up
+(ledger open and migrations, profile lookup against the local emulator,
+observer start and the full start-up scan) until the daemon would send
+READY=1. Run: .venv/bin/python bench/startup.py [N]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pyvips
+
+from skylab_watch.config import parse_config
+from skylab_watch.daemon import Daemon
+from skylab_watch.emulator import Emulator
+from skylab_watch.ledger import Ledger
+from skylab_watch.startup import make_client, wait_for_profiles
+
+KEY = "bench-key"
+
+
+def build_tree(root: Path, count: int) -> list[tuple[str, int, int, str]]:
+    """Write `count` small JPEGs in 100 folders; return (rel_path, size, mtime_ns, md5) of each."""
+    data = pyvips.Image.black(64, 48, bands=3).write_to_buffer(".jpg")
+    rows = []
+    for i in range(count):
+        rel = f"shoot{i % 100:03d}/IMG_{i:05d}.jpg"
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        content = data + i.to_bytes(4, "big")  # distinct content per file
+        path.write_bytes(content)
+        st = path.stat()
+        rows.append((rel, st.st_size, st.st_mtime_ns, hashlib.md5(content).hexdigest()))
+    return rows
+
+
+def fill_ledger(path: Path, rows: list[tuple[str, int, int, str]]) -> None:
+    ledger = Ledger(path)
+    with ledger.transaction():
+        for rel, size, mtime_ns, md5 in rows:
+            ledger.add_photo("bench", rel, size, mtime_ns, md5, "done", width=64, height=48)
+    ledger.close()
+
+
+def main(count: int) -> None:
+    work = Path(tempfile.mkdtemp(prefix="skylab-watch-bench-"))
+    try:
+        rows = build_tree(work / "in", count)
+        fill_ledger(work / "ledger.sqlite3", rows)
+        with Emulator(api_key=KEY, processing_seconds=1) as emu:
+            with make_client_for(emu.url) as _:
+                pass
+            config = parse_config({
+                "studio": {"api_url": emu.url, "api_key": KEY},
+                "ledger": str(work / "ledger.sqlite3"),
+                "watches": [{"name": "bench", "input": str(work / "in"), "output": str(work / "out"),
+                             "profile": "bench"}]}, base_dir=work)
+            started = time.perf_counter()
+            ledger = Ledger(config.ledger)
+            with make_client(config) as studio:
+                profiles = wait_for_profiles(config, studio, threading.Event())
+                daemon = Daemon(config, ledger, studio, profiles)
+                found = daemon.start()
+                ready = time.perf_counter() - started
+                daemon.shutdown(1)
+            ledger.close()
+        print(f"{count} photos already processed: ready in {ready:.2f} s (start-up scan found {found} new files)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def make_client_for(url: str):
+    """Create the profile the bench watch uses."""
+    from skylab_watch.studio import StudioClient
+    client = StudioClient(url, KEY)
+    client.create_profile("bench")
+    return client
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)
+    os._exit(0)
