@@ -172,3 +172,17 @@ def test_watchdog_is_for_this_process_only():
     assert watchdog_seconds({"WATCHDOG_USEC": "3000000", "WATCHDOG_PID": str(os.getpid())}) == 3.0
     assert watchdog_seconds({"WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "1"}) is None
     assert watchdog_seconds({}) is None
+
+
+def test_debug_logs_never_show_the_api_key_or_the_callback_secret(tmp_path, emu):
+    from daemon_helpers import start_process
+    cfg = write_config(tmp_path, emu.url, [_watch(tmp_path, "w")],
+                       callback={"listen": "127.0.0.1:18791", "public_url": "http://127.0.0.1:18791/",
+                                 "secret": "the-callback-secret-xyz"})
+    make_image(tmp_path / "in" / "w" / "a.jpg")
+    proc = start_process(cfg, "--once", "--log-level", "debug")
+    assert proc.wait(60) == 0, _log(cfg)
+    text = _log(cfg)
+    assert "X-SLT-API-KEY" in text, "debug logging shows request headers"
+    assert API_KEY not in text
+    assert "the-callback-secret-xyz" not in text

@@ -20,6 +20,7 @@ from pathlib import Path
 import pyvips
 
 from skylab_watch.ledger import Job
+from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.deliver import JobLook, deliver_photo, finish_original
 from skylab_watch.studio import StudioError
@@ -136,7 +137,8 @@ class Deliveries:
 
     def _fail(self, photo, reason: str) -> None:
         self.ctx.ledger.update_photo(photo.id, state="failed", reason=reason)
-        log.error("%s: %s failed: %s", photo.watch, photo.rel_path, reason)
+        log.error("%s: %s failed: %s", photo.watch, photo.rel_path, reason,
+                  extra=fields(photo.watch, photo=photo.rel_path))
 
     def _schedule(self, job: Job, photo, url: str | None, remote: dict) -> None:
         if photo.id in self._inflight or not self.ctx.has_watch(photo.watch):

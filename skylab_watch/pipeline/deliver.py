@@ -18,6 +18,7 @@ import pyvips
 from skylab_watch import imaging, outputs
 from skylab_watch.config import WatchConfig
 from skylab_watch.ledger import Photo
+from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.studio import UrlExpiredError
 
@@ -49,7 +50,8 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
     finally:
         download.unlink(missing_ok=True)
     ctx.ledger.update_photo(photo.id, state="delivered", reason=None)
-    log.info("%s: wrote %s for %s", watch.name, ", ".join(str(p) for p in written), photo.rel_path)
+    log.info("%s: wrote %s for %s", watch.name, ", ".join(str(p) for p in written), photo.rel_path,
+             extra=fields(watch.name, photo=photo.rel_path))
     return finish_original(ctx, watch, ctx.ledger.get_photo(photo.id))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from skylab_watch.config import WatchConfig
 from skylab_watch.ledger import Photo
+from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.watch.scan import FileStat
 from skylab_watch.watch.validate import Inspection, inspect_photo, make_resized_copy
@@ -44,7 +45,8 @@ def _record_inspection(ctx: Context, watch: WatchConfig, rel_path: str, found: I
         found, upload_path = _resized(ctx, watch, rel_path, path, found)
     if not found.ok:
         photo = _add(ctx, watch, rel_path, found, "rejected", reason=found.reason)
-        log.warning("%s: rejected %s: %s", watch.name, rel_path, found.reason)
+        log.warning("%s: rejected %s: %s", watch.name, rel_path, found.reason,
+                    extra=fields(watch.name, photo=rel_path))
         return photo
     twin = ctx.ledger.find_sent_content(watch.name, found.md5, exclude_path=None) \
         if watch.skip_duplicate_content else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from skylab_watch.ledger import Job
+from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.studio import InvalidRequestError, NotFoundError, OutOfCreditsError, TransportError
 from skylab_watch.studio.upload import delete_quietly
@@ -40,7 +41,8 @@ def create_closed_job(ctx: Context, job: Job) -> None:
                 log.info("%s: no answer while creating job %s; will look it up by name", job.watch, job.name)
             raise
         ctx.credits.succeeded()
-        log.info("%s: created job %s in Studio (job %s)", job.watch, job.name, existing["id"])
+        log.info("%s: created job %s in Studio (job %s)", job.watch, job.name, existing["id"],
+                 extra=fields(job.watch, job.name))
     else:
         log.info("%s: found job %s already in Studio (job %s); not creating it again",
                  job.watch, job.name, existing["id"])
@@ -79,7 +81,8 @@ def _record_queued(ctx: Context, job: Job, count: int) -> None:
         ctx.ledger.update_job(job.id, state="queued", queued_at=ctx.clock())
         for photo in ctx.ledger.photos_in_state("uploaded", job_id=job.id):
             ctx.ledger.update_photo(photo.id, state="queued")
-    log.info("%s: queued job %s (Studio job %s) with %d photo(s)", job.watch, job.name, job.studio_id, count)
+    log.info("%s: queued job %s (Studio job %s) with %d photo(s)", job.watch, job.name, job.studio_id, count,
+             extra=fields(job.watch, job.name))
 
 
 def _already_queued(ctx: Context, job: Job) -> bool:

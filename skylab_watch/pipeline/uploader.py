@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from skylab_watch.ledger import Job, Photo
+from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.studio import BadDigestError, OutOfCreditsError, StudioError
 from skylab_watch.studio.upload import delete_quietly, send_photo_bytes
@@ -100,7 +101,8 @@ def _uploaded(ctx: Context, photo: Photo, job: Job, studio_id: int, resumed: boo
     ctx.ledger.update_photo(photo.id, state="uploaded", studio_id=studio_id, reason=None)
     ctx.credits.succeeded()
     how = "found already uploaded" if resumed else "uploaded"
-    log.info("%s: %s %s to job %s (photo %s)", photo.watch, how, photo.rel_path, job.name, studio_id)
+    log.info("%s: %s %s to job %s (photo %s)", photo.watch, how, photo.rel_path, job.name, studio_id,
+             extra=fields(photo.watch, job.name, photo.rel_path))
     return "uploaded"
 
 
@@ -129,5 +131,6 @@ def _fail(ctx: Context, photo: Photo, job: Job, reason: str) -> str:
     if fresh.studio_id is not None:
         delete_quietly(ctx.studio, fresh.studio_id)
     ctx.ledger.update_photo(photo.id, state="failed", reason=reason)
-    log.error("%s: could not send %s in job %s: %s", photo.watch, photo.rel_path, job.name, reason)
+    log.error("%s: could not send %s in job %s: %s", photo.watch, photo.rel_path, job.name, reason,
+              extra=fields(photo.watch, job.name, photo.rel_path))
     return "failed"
