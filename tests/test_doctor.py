@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY
+from support import API_KEY
 from daemon_helpers import write_config
 
 from skylab_watch.cli import main
