@@ -1,0 +1,100 @@
+"""Daemon behaviours around the edges: vanishing shares, oversized photos, files changing
+mid-upload, `run --once` exit codes, and `status --json`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import pyvips
+import requests
+from support import API_KEY, make_image, wait_for
+from daemon_helpers import DaemonThread, run_once, studio_photos, write_config
+
+from skylab_watch.cli import main
+from skylab_watch.emulator import Emulator
+from skylab_watch.pipeline.context import Context
+from skylab_watch.pipeline.uploader import upload_photo
+
+
+@pytest.fixture
+def emu():
+    with Emulator(api_key=API_KEY, processing_seconds=0.3) as e:
+        requests.post(f"{e.url}/api/public/v1/profiles", json={"name": "plain"},
+                      headers={"X-SLT-API-KEY": API_KEY}, timeout=5).raise_for_status()
+        yield e
+
+
+def _one_watch(tmp_path, emu, **extra):
+    watch = {"name": "w", "input": tmp_path / "in", "output": tmp_path / "out", "profile": "plain", **extra}
+    return write_config(tmp_path, emu.url, [watch])
+
+
+def test_a_vanished_share_pauses_the_watch_and_it_resumes_when_back(tmp_path, emu, capsys):
+    cfg = _one_watch(tmp_path, emu)
+    inp = tmp_path / "in"
+    with DaemonThread(cfg) as d:
+        make_image(inp / "before.jpg", seed=1)
+        wait_for(lambda: d.ledger.photos_in_state("done"), timeout=20, what="first photo")
+        shutil.move(str(inp), str(tmp_path / "unmounted"))
+        wait_for(lambda: "watch:w" in d.ledger.notices(), timeout=10, what="the pause")
+        assert main(["status", "--config", str(cfg)]) == 0
+        assert "paused" in capsys.readouterr().out
+        assert d.thread.is_alive()
+        assert len(d.ledger.photos_in_state("done")) == 1, "a vanished file changes nothing in the ledger"
+        shutil.move(str(tmp_path / "unmounted"), str(inp))
+        wait_for(lambda: "watch:w" not in d.ledger.notices(), timeout=10, what="the resume")
+        make_image(inp / "after.jpg", seed=2)
+        wait_for(lambda: len(d.ledger.photos_in_state("done")) == 2, timeout=20, what="work after resume")
+
+
+def test_an_oversized_photo_is_sent_as_a_downscaled_copy_when_allowed(tmp_path, emu):
+    cfg = _one_watch(tmp_path, emu, resize_oversized=True)
+    with DaemonThread(cfg) as d:
+        original = make_image(tmp_path / "in" / "pano.jpg", width=6600, height=200)
+        before = original.read_bytes()
+        wait_for(lambda: d.ledger.photos_in_state("done"), timeout=30, what="the panorama done")
+    sent = studio_photos(emu)
+    assert len(sent) == 1 and sent[0]["size"] != len(before)
+    assert original.read_bytes() == before, "the original is untouched"
+    out = pyvips.Image.new_from_file(str(tmp_path / "out" / "pano.jpg"))
+    assert out.width <= 6400
+
+
+def test_a_file_changed_after_hashing_is_never_sent_under_the_old_hash(tmp_path, emu):
+    cfg = _one_watch(tmp_path, emu)
+    with DaemonThread(cfg) as d:
+        d.daemon.stop()
+        d.thread.join(10)
+        ctx: Context = d.daemon.ctx
+        path = make_image(tmp_path / "in" / "a.jpg", seed=1)
+        photo = ctx.ledger.add_photo("w", "a.jpg", 1, 1, "0" * 32, "ready")  # hash of older content
+        job = ctx.ledger.reserve_job("w", "w-test-job", ctx.profiles["w"])
+        ctx.ledger.add_to_job(photo.id, job.id, "a.jpg")
+        remote = ctx.studio.create_job(job.name, ctx.profiles["w"])
+        ctx.ledger.update_job(job.id, state="created", studio_id=remote["id"])
+        assert upload_photo(ctx, ctx.ledger.get_photo(photo.id)) == "superseded"
+        assert ctx.studio.list_job_photos(job_id=remote["id"]) == []
+        assert path.exists()
+
+
+def test_run_once_exits_1_when_a_photo_failed_and_0_otherwise(tmp_path, emu):
+    cfg = _one_watch(tmp_path, emu)
+    make_image(tmp_path / "in" / "good.jpg")
+    assert run_once(cfg) == 0
+    emu.set_faults({"fail_jobs": ["w-*"]})
+    make_image(tmp_path / "in" / "doomed.jpg", seed=3)
+    assert run_once(cfg) == 1
+
+
+def test_status_json_reports_counts_jobs_and_reasons(tmp_path, emu, capsys):
+    cfg = _one_watch(tmp_path, emu)
+    make_image(tmp_path / "in" / "ok.jpg")
+    (tmp_path / "in" / "empty.jpg").write_bytes(b"")
+    assert run_once(cfg) == 0
+    assert main(["status", "--config", str(cfg), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["watches"]["w"]["done"] == 1
+    assert report["watches"]["w"]["rejected"] == 1
+    assert report["problems"][0]["path"] == "empty.jpg" and "empty" in report["problems"][0]["reason"]
