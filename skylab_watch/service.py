@@ -60,6 +60,10 @@ class Notifier:
         """Feed the watchdog."""
         return self.send("WATCHDOG=1")
 
+    def extend_start(self, seconds: float, status: str) -> bool:
+        """Ask for more start-up time (waiting for Studio at boot is not a hung start)."""
+        return self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1_000_000)}", f"STATUS={status}")
+
     def reloading(self) -> bool:
         """Say a configuration reload has started."""
         return self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}")

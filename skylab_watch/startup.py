@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Callable
 
 from skylab_watch.config import Config, resolve_profiles
 from skylab_watch.ledger import Ledger
@@ -32,23 +33,29 @@ def open_ledger(config: Config) -> Ledger:
 
 
 def wait_for_profiles(config: Config, studio: StudioClient, stop: threading.Event,
-                      max_wait: float = 300.0) -> dict[str, int] | None:
+                      max_wait: float = 300.0,
+                      on_wait: Callable[[str, float], None] | None = None) -> dict[str, int] | None:
     """Resolve every watch's profile; wait (with backoff) while Studio is unreachable.
 
-    Returns None if `stop` was set first. Raises ConfigError for an unknown
-    profile and AuthError for a refused key: those need a person.
+    on_wait(reason, seconds) is called before each wait, so that a service
+    manager can be told start-up takes longer (an outage at boot must not
+    look like a hung start). Returns None if `stop` was set first. Raises
+    ConfigError for an unknown profile and AuthError for a refused key:
+    those need a person.
     """
     delay = 2.0
     while not stop.is_set():
         try:
             return resolve_profiles(config, studio.list_profiles())
         except (TransportError, ServerError, OutOfCreditsError) as exc:
-            log.warning("cannot reach Studio to look up profiles (%s); trying again in %.0f s", exc, delay)
+            reason = f"cannot reach Studio to look up profiles ({exc})"
         except StudioError as exc:
-            if exc.retryable:
-                log.warning("Studio trouble looking up profiles (%s); trying again in %.0f s", exc, delay)
-            else:
+            if not exc.retryable:
                 raise
+            reason = f"Studio trouble looking up profiles ({exc})"
+        log.warning("%s; trying again in %.0f s", reason, delay)
+        if on_wait is not None:
+            on_wait(reason, delay)
         stop.wait(delay)
         delay = min(delay * 2, max_wait)
     return None

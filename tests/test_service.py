@@ -186,3 +186,21 @@ def test_debug_logs_never_show_the_api_key_or_the_callback_secret(tmp_path, emu)
     assert "X-SLT-API-KEY" in text, "debug logging shows request headers"
     assert API_KEY not in text
     assert "the-callback-secret-xyz" not in text
+
+
+def test_waiting_for_studio_at_boot_asks_systemd_for_more_time(tmp_path, systemd):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    cfg = write_config(tmp_path, f"http://127.0.0.1:{dead_port}", [_watch(tmp_path, "w")])
+    proc = _start(cfg, systemd)
+    try:
+        extend = wait_for(lambda: [m for _, m in systemd.messages if "EXTEND_TIMEOUT_USEC=" in m],
+                          timeout=30, what="EXTEND_TIMEOUT_USEC")
+        assert "cannot reach Studio" in extend[0]
+        assert not systemd.with_line("READY=1"), "not ready before the profiles are known"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -57,12 +57,13 @@ def _run(config, once: bool, stop: threading.Event) -> int:
     with make_client(config) as studio:
         daemon_holder: list[Daemon] = []
         _install_signal_handlers(stop, daemon_holder)
-        profiles = wait_for_profiles(config, studio, stop)
+        notifier = Notifier()
+        profiles = wait_for_profiles(config, studio, stop,
+                                     on_wait=lambda why, wait: notifier.extend_start(wait + 60, why[:200]))
         if profiles is None:
             return 0
         daemon = Daemon(config, ledger, studio, profiles, once=once)
         daemon_holder.append(daemon)
-        notifier = Notifier()
         if notifier.watchdog_seconds:
             daemon.stall_seconds = max(1.0, notifier.watchdog_seconds / 2)
         found = daemon.start()
