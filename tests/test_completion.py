@@ -14,7 +14,7 @@ from daemon_helpers import DaemonThread, write_config
 
 from skylab_watch.emulator import Emulator
 from skylab_watch.status import build_report
-from skylab_watch.studio import StudioClient, sign_callback, upload_photo_file
+from skylab_watch.studio import StudioClient, sign_callback
 from skylab_watch.studio.upload import send_photo_bytes
 
 SECRET = "callback-secret-for-tests"

@@ -8,22 +8,17 @@ import shutil
 
 import pytest
 import pyvips
-import requests
-from support import API_KEY, make_image, wait_for
+from support import make_image, wait_for
 from daemon_helpers import DaemonThread, run_once, studio_photos, write_config
 
 from skylab_watch.cli import main
-from skylab_watch.emulator import Emulator
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.uploader import upload_photo
 
 
 @pytest.fixture
-def emu():
-    with Emulator(api_key=API_KEY, processing_seconds=0.3) as e:
-        requests.post(f"{e.url}/api/public/v1/profiles", json={"name": "plain"},
-                      headers={"X-SLT-API-KEY": API_KEY}, timeout=5).raise_for_status()
-        yield e
+def emu(plain_emulator):
+    return plain_emulator
 
 
 def _one_watch(tmp_path, emu, **extra):

@@ -14,12 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
-import yaml
 from support import API_KEY, make_image, wait_for
 from daemon_helpers import REPO, studio_photos, write_config
 
-from skylab_watch.emulator import Emulator
 from skylab_watch.service import Notifier, watchdog_seconds
 
 
@@ -56,11 +53,8 @@ class FakeSystemd:
 
 
 @pytest.fixture
-def emu():
-    with Emulator(api_key=API_KEY, processing_seconds=0.3) as e:
-        requests.post(f"{e.url}/api/public/v1/profiles", json={"name": "plain"},
-                      headers={"X-SLT-API-KEY": API_KEY}, timeout=5).raise_for_status()
-        yield e
+def emu(plain_emulator):
+    return plain_emulator
 
 
 @pytest.fixture

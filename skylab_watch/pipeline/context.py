@@ -53,7 +53,7 @@ class CreditGate:
             log.warning("Studio says the account is out of credits (%s). Uploads and queueing are "
                         "paused; trying again every %.0f s. Add credits and work resumes by itself.",
                         message, self.retry_seconds)
-            self.ledger.set_notice(CREDITS_NOTICE, f"out of credits since this time: {message}; "
+            self.ledger.set_notice(CREDITS_NOTICE, f"Studio account out of credits ({message}); "
                                    "uploads and queueing paused until credits are added")
 
     def succeeded(self) -> None:
