@@ -111,11 +111,14 @@ class Config:
 
 # --- loading ---------------------------------------------------------------
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None, *, check_paths: bool = True) -> Config:
+def load_config(path: str | Path, env: Mapping[str, str] | None = None, *, check_paths: bool = True,
+                need_secrets: bool = True) -> Config:
     """Given a YAML file, return its Config; raise ConfigError listing every problem.
 
     `env` defaults to os.environ (SKYLAB_API_KEY, CREDENTIALS_DIRECTORY,
     STATE_DIRECTORY). Relative paths are resolved against the file's folder.
+    need_secrets=False is for commands that only read the ledger (status,
+    retry): they must work for a person who cannot read the API key file.
     """
     source = str(path)
     file = Path(path).expanduser().absolute()
@@ -127,7 +130,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, *, check
     except UnicodeDecodeError as exc:
         raise ConfigError([f"the configuration file is not UTF-8 text ({exc.reason})"], source) from None
     data = _parse_yaml(text, source)
-    config = parse_config(data, source, file.parent, env, check_paths=check_paths)
+    config = parse_config(data, source, file.parent, env, check_paths=check_paths, need_secrets=need_secrets)
     return dataclasses.replace(config, source=file)
 
 
@@ -167,6 +170,7 @@ def parse_config(
     env: Mapping[str, str] | None = None,
     *,
     check_paths: bool = True,
+    need_secrets: bool = True,
 ) -> Config:
     """Given a parsed YAML document, return its Config; raise ConfigError listing every problem.
 
@@ -180,8 +184,11 @@ def parse_config(
     values = checker.section({} if data is None else data, SCHEMA, "")
     if values is INVALID:
         raise ConfigError(checker.problems, source)
-    api_key = _find_api_key(values["studio"], env, checker)
-    secret = _find_callback_secret(values["callback"], checker)
+    if need_secrets:
+        api_key = _find_api_key(values["studio"], env, checker)
+        secret = _find_callback_secret(values["callback"], checker)
+    else:
+        api_key, secret = "", ""
     _check_watches(values["watches"], checker, check_paths)
     if checker.problems:
         raise ConfigError(checker.problems, source)

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 import pyvips
-from support import make_image, wait_for
+from support import API_KEY, make_image, wait_for
 from daemon_helpers import DaemonThread, run_once, studio_photos, write_config
 
 from skylab_watch.cli import main
@@ -93,3 +93,15 @@ def test_status_json_reports_counts_jobs_and_reasons(tmp_path, emu, capsys):
     assert report["watches"]["w"]["done"] == 1
     assert report["watches"]["w"]["rejected"] == 1
     assert report["problems"][0]["path"] == "empty.jpg" and "empty" in report["problems"][0]["reason"]
+
+
+def test_status_works_without_access_to_the_api_key(tmp_path, emu, capsys, monkeypatch):
+    cfg = _one_watch(tmp_path, emu)
+    make_image(tmp_path / "in" / "ok.jpg")
+    assert run_once(cfg) == 0
+    text = cfg.read_text().replace(f"api_key: {API_KEY}", "api_key_file: /nonexistent/api_key")
+    cfg.write_text(text)
+    monkeypatch.delenv("SKYLAB_API_KEY", raising=False)
+    assert main(["status", "--config", str(cfg)]) == 0
+    assert "1 done" in capsys.readouterr().out
+    assert main(["check-config", "--config", str(cfg)]) == 1, "the key is still required to run"

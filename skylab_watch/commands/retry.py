@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Move the chosen failed photos back to ready; return 0, or 1 if a named path matched nothing."""
     try:
-        config = load_config(args.config, check_paths=False)
+        config = load_config(args.config, check_paths=False, need_secrets=False)
         ledger = Ledger(config.ledger)
     except (ConfigError, LedgerError) as exc:
         print(str(exc), file=sys.stderr)

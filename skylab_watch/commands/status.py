@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the status report; return 0, or 2 if the config or ledger cannot be read."""
     try:
-        config = load_config(args.config, check_paths=False)
+        config = load_config(args.config, check_paths=False, need_secrets=False)
         if not config.ledger.exists():
             print(f"no ledger at {config.ledger} yet: skylab-watch has not run with this config",
                   file=sys.stderr)
