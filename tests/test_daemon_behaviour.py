@@ -105,3 +105,17 @@ def test_status_works_without_access_to_the_api_key(tmp_path, emu, capsys, monke
     assert main(["status", "--config", str(cfg)]) == 0
     assert "1 done" in capsys.readouterr().out
     assert main(["check-config", "--config", str(cfg)]) == 1, "the key is still required to run"
+
+
+def test_an_output_folder_that_cannot_be_written_keeps_the_photo_and_retries(tmp_path, emu):
+    cfg = _one_watch(tmp_path, emu)
+    blocker = tmp_path / "out" / "shoot"
+    blocker.write_text("a file where the output folder should be")
+    with DaemonThread(cfg) as d:
+        make_image(tmp_path / "in" / "shoot" / "a.jpg")
+        wait_for(lambda: "output:w" in d.ledger.notices(), timeout=20, what="the disk notice")
+        assert not d.ledger.photos_in_state("failed"), "a disk problem never fails the photo"
+        blocker.unlink()
+        wait_for(lambda: d.ledger.photos_in_state("done"), timeout=30, what="delivery once the folder is fixed")
+        wait_for(lambda: "output:w" not in d.ledger.notices(), timeout=10, what="the notice to clear")
+    assert (tmp_path / "out" / "shoot" / "a.jpg").is_file()

@@ -53,6 +53,7 @@ class Deliveries:
         self._looks: dict[int, JobLook] = {}
         self._in_front: dict[int, int] = {}
         self._unknown_logged: set[str] = set()
+        self._bad_results: dict[int, int] = {}
         self._lock = threading.Lock()
         self._rng = random.Random()
 
@@ -176,15 +177,45 @@ class Deliveries:
             del self._inflight[photo_id]
             try:
                 future.result()
+                self._clear_disk_notice(photo_id)
             except StudioError as exc:
                 log.warning("delivery of photo row %s hit Studio trouble (%s); will try again", photo_id, exc)
-            except Exception as exc:  # noqa: BLE001 - recorded as failed with its reason
-                photo = self.ctx.ledger.get_photo(photo_id)
-                log.exception("could not write the outputs of %s", photo.rel_path if photo else photo_id)
-                self._fail(photo, f"could not write its outputs: {exc}")
+            except OSError as exc:
+                self._disk_trouble(photo_id, exc)
+            except Exception as exc:  # noqa: BLE001 - a bad result: retried, then failed with its reason
+                self._bad_result(photo_id, exc)
             self._close_after(photo_id)
             if wakeup is not None:
                 wakeup.set()
+
+    def _disk_trouble(self, photo_id: int, exc: OSError) -> None:
+        """The output disk refused a write (full, read-only, permissions): keep the photo, say so, retry.
+
+        Studio keeps results for about two weeks, so nothing is lost by
+        waiting for a person to free space or fix permissions.
+        """
+        photo = self.ctx.ledger.get_photo(photo_id)
+        watch = photo.watch if photo else "?"
+        message = (f"cannot write outputs to {self.ctx.watch(watch).output if self.ctx.has_watch(watch) else '?'}: "
+                   f"{exc.strerror or exc}; will try again")
+        if self.ctx.ledger.set_notice(f"output:{watch}", message):
+            log.error("%s: %s (first seen with %s)", watch, message, photo.rel_path if photo else photo_id)
+
+    def _clear_disk_notice(self, photo_id: int) -> None:
+        photo = self.ctx.ledger.get_photo(photo_id)
+        if photo is not None and self.ctx.ledger.clear_notice(f"output:{photo.watch}"):
+            log.info("%s: outputs can be written again", photo.watch)
+
+    def _bad_result(self, photo_id: int, exc: Exception) -> None:
+        """A result that does not decode may be a damaged transfer: fetch it again, up to 3 times."""
+        photo = self.ctx.ledger.get_photo(photo_id)
+        self._bad_results[photo_id] = self._bad_results.get(photo_id, 0) + 1
+        if self._bad_results[photo_id] < 3:
+            log.warning("%s: the result for %s could not be used (%s); fetching it again",
+                        photo.watch, photo.rel_path, exc)
+            return
+        log.error("%s: giving up on the result for %s: %s", photo.watch, photo.rel_path, exc)
+        self._fail(photo, f"Studio's result could not be used: {exc}")
 
     def _close_after(self, photo_id: int) -> None:
         """Once a photo's delivery ends, finish its job if that was the last one (no need to wait a poll)."""
