@@ -60,7 +60,7 @@ class Finding:
 ClientFactory = Callable[[Config], StudioClient]
 
 
-def run_checks(config: Config, mounts_file: str = "/proc/mounts",
+def run_checks(config: Config, mounts_file: str = "/proc/self/mounts",
                inotify_limit: int | None | object = READ_FROM_SYSTEM, min_free_bytes: int = GIB,
                client_factory: ClientFactory = make_client) -> list[Finding]:
     """Given a loaded Config, run every check and return their findings in a fixed order; never raise.

@@ -31,7 +31,7 @@ NETWORK_FILESYSTEMS = frozenset({
 })
 
 
-def filesystem_type(path: Path, mounts_file: str = "/proc/mounts") -> str | None:
+def filesystem_type(path: Path, mounts_file: str = "/proc/self/mounts") -> str | None:
     """Return the type of the filesystem holding `path` (longest mount prefix), or None if unknown."""
     try:
         with open(mounts_file, encoding="utf-8") as fh:
@@ -48,7 +48,7 @@ def filesystem_type(path: Path, mounts_file: str = "/proc/mounts") -> str | None
     return best_type
 
 
-def refuse_network_filesystem(path: Path, mounts_file: str = "/proc/mounts") -> None:
+def refuse_network_filesystem(path: Path, mounts_file: str = "/proc/self/mounts") -> None:
     """Raise LedgerError if `path`'s folder is on a network filesystem, saying why."""
     fs_type = filesystem_type(path.parent, mounts_file)
     if fs_type and fs_type.lower() in NETWORK_FILESYSTEMS:
