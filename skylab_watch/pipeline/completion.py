@@ -130,7 +130,10 @@ class Deliveries:
         if self._in_front.get(job.id) != ahead:
             self._in_front[job.id] = ahead
             self.ctx.ledger.update_job(job.id, jobs_in_front=ahead)
-            log.info("%s: job %s waits behind %d other job(s) at Studio", job.watch, job.name, ahead)
+            if ahead:
+                log.info("%s: job %s waits behind %d other job(s) at Studio", job.watch, job.name, ahead)
+            else:
+                log.info("%s: job %s is next in line at Studio", job.watch, job.name)
 
     def _overdue(self, job: Job) -> bool:
         limit = self.ctx.watch(job.watch).delivery_timeout_seconds if self.ctx.has_watch(job.watch) else None
