@@ -140,7 +140,9 @@ def move_atomically(src: Path, dest_root: Path, rel_path: str) -> Path:
     target = mirrored_path(dest_root, rel_path, src.name)
     target.parent.mkdir(parents=True, exist_ok=True)
     while True:
-        dest = free_name(target, lambda _path: False)
+        dest = free_name(target, lambda path: _same_file(src, path))
+        if os.path.lexists(dest):
+            break  # an earlier run linked it here and died before removing the source
         try:
             _place_copy(src, dest)
         except FileExistsError:
@@ -150,6 +152,14 @@ def move_atomically(src: Path, dest_root: Path, rel_path: str) -> Path:
     src.unlink(missing_ok=True)  # already gone if the no-hard-link fallback renamed it
     fsync_directory(src.parent)
     return dest
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Return True when both names lead to the very same file (a hard link we made)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _place_copy(src: Path, dest: Path) -> None:

@@ -15,7 +15,9 @@ API_KEY = "test-key-0123456789"
 def make_image(path: Path, width: int = 160, height: int = 120, seed: int = 0) -> Path:
     """Write a real photo-like image (a coloured subject on a light background) and return its path."""
     background = pyvips.Image.black(width, height, bands=3) + [235, 235, 230]
-    subject = (pyvips.Image.black(width // 2, height // 2, bands=3) + [40 + seed % 200, 90, 160 - seed % 100])
+    # Colours far apart per seed: JPEG would encode near-identical shades as identical bytes.
+    colour = [40 + (seed * 37) % 200, 30 + (seed * 53) % 180, 200 - (seed * 29) % 160]
+    subject = pyvips.Image.black(width // 2, height // 2, bands=3) + colour
     image = background.insert(subject, width // 4, height // 4).cast("uchar")
     path.parent.mkdir(parents=True, exist_ok=True)
     image.write_to_file(str(path))

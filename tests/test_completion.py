@@ -187,3 +187,28 @@ def test_a_job_that_ends_failed_marks_its_photos_failed_and_retry_sends_them_aga
         wait_for(lambda: d.ledger.photos_in_state("done"), timeout=20, what="the retried photo done")
     assert "failed" in reason
     assert len(emu.state()["jobs"]) == 2
+
+
+def test_two_originals_with_one_output_name_both_arrive(tmp_path, emu, studio):
+    plain = studio.create_profile("plain", output_file_type="jpg")["id"]
+    inp, out = tmp_path / "in", tmp_path / "out"
+    cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": inp, "output": out, "profile": plain}])
+    with DaemonThread(cfg) as d:
+        make_image(inp / "IMG_0.jpg", seed=1)
+        make_image(inp / "IMG_0.png", seed=2)
+        wait_for(lambda: len(d.ledger.photos_in_state("done")) == 2, timeout=30, what="both done")
+    assert sorted(p.name for p in out.iterdir()) == ["IMG_0 (1).jpg", "IMG_0.jpg"]
+
+
+def test_an_output_replaced_by_hand_is_not_overwritten_by_a_reshoot(tmp_path, emu, studio):
+    plain = studio.create_profile("plain")["id"]
+    inp, out = tmp_path / "in", tmp_path / "out"
+    cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": inp, "output": out, "profile": plain}])
+    with DaemonThread(cfg) as d:
+        make_image(inp / "a.jpg", seed=1)
+        wait_for(lambda: d.ledger.photos_in_state("done"), timeout=20)
+        (out / "a.jpg").write_bytes(b"hand-edited by the retoucher")
+        make_image(inp / "a.jpg", seed=2)
+        wait_for(lambda: len(d.ledger.photos_in_state("done")) == 2, timeout=20)
+    assert (out / "a.jpg").read_bytes() == b"hand-edited by the retoucher"
+    assert (out / "a (1).jpg").is_file()

@@ -283,3 +283,16 @@ def test_move_without_hard_links_still_refuses_to_overwrite(tmp_path: Path, monk
     assert dest.name == "IMG_1 (1).jpg" and dest.read_bytes() == b"new"
     assert (tmp_path / "archive" / "IMG_1.jpg").read_bytes() == b"old"
     assert not src.exists()
+
+
+def test_move_after_a_crash_between_link_and_unlink_adopts_its_own_link(tmp_path):
+    from skylab_watch.outputs import move_atomically
+    src = tmp_path / "in" / "a" / "IMG.jpg"
+    src.parent.mkdir(parents=True)
+    src.write_bytes(b"original")
+    archived = tmp_path / "archive" / "a" / "IMG.jpg"
+    archived.parent.mkdir(parents=True)
+    os.link(src, archived)  # the earlier run got this far, then died
+    assert move_atomically(src, tmp_path / "archive", "a/IMG.jpg") == archived
+    assert not src.exists()
+    assert sorted(p.name for p in archived.parent.iterdir()) == ["IMG.jpg"]

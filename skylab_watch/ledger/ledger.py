@@ -65,10 +65,13 @@ class Ledger:
             row = conn.execute("SELECT MAX(version) FROM photos WHERE watch = ? AND rel_path = ?",
                                (watch, rel_path)).fetchone()
             version = (row[0] or 0) + 1
-            conn.execute(
-                "UPDATE photos SET state = 'superseded', reason = ?, updated_at = ? "
-                "WHERE watch = ? AND rel_path = ? AND state IN ('ready', 'batched') AND studio_id IS NULL",
-                (f"replaced by a newer version of the file (version {version})", now, watch, rel_path))
+            replaced = [r[0] for r in conn.execute(
+                "SELECT id FROM photos WHERE watch = ? AND rel_path = ? AND state IN ('ready', 'batched') "
+                "AND studio_id IS NULL", (watch, rel_path))]
+            for old_id in replaced:
+                conn.execute("UPDATE photos SET state = 'superseded', reason = ?, updated_at = ? WHERE id = ?",
+                             (f"replaced by a newer version of the file (version {version})", now, old_id))
+                _release_duplicates(conn, old_id, now)
             cur = conn.execute(
                 "INSERT INTO photos (watch, rel_path, version, size, mtime_ns, md5, width, height, state, "
                 "reason, duplicate_of, upload_path, found_at, updated_at) "
@@ -78,16 +81,36 @@ class Ledger:
             return from_row(Photo, conn.execute("SELECT * FROM photos WHERE id = ?", (cur.lastrowid,)).fetchone())
 
     def find_sent_content(self, watch: str, md5: str, exclude_path: str | None = None) -> Photo | None:
-        """Return a photo of this watch with the same content that was sent (or is being sent)."""
-        marks = ",".join("?" * len(SENT_STATES))
+        """Return a photo of this watch with the same content that is sent, being sent, or about to be."""
+        states = ("ready", *SENT_STATES)
+        marks = ",".join("?" * len(states))
         row = self.db.query_one(
             f"SELECT * FROM photos WHERE watch = ? AND md5 = ? AND state IN ({marks}) "
-            "AND rel_path IS NOT ? ORDER BY id LIMIT 1", (watch, md5, *SENT_STATES, exclude_path))
+            "AND rel_path IS NOT ? ORDER BY id LIMIT 1", (watch, md5, *states, exclude_path))
         return from_row(Photo, row)
 
     def update_photo(self, photo_id: int, **changes: Any) -> None:
-        """Change columns of one photo (state, reason, studio_id, ...)."""
-        self._update("photos", _PHOTO_COLUMNS, photo_id, changes)
+        """Change columns of one photo (state, reason, studio_id, ...).
+
+        A photo that ends superseded or failed releases the copies recorded
+        as its duplicates: their content was never delivered after all.
+        """
+        with self.transaction() as conn:
+            self._update("photos", _PHOTO_COLUMNS, photo_id, changes)
+            if changes.get("state") in ("superseded", "failed"):
+                _release_duplicates(conn, photo_id, time.time())
+
+    def claim_photo(self, photo_id: int, expected: tuple[str, ...], state: str, **changes: Any) -> bool:
+        """Move a photo to `state` only if it is still in one of `expected`; return True if it was.
+
+        A worker claims its photo this way so that a change made meanwhile
+        by another thread (a newer version superseding it) is never undone.
+        """
+        sets = ", ".join(f"{col} = ?" for col in ("state", *changes, "updated_at"))
+        marks = ",".join("?" * len(expected))
+        cur = self.db.execute(f"UPDATE photos SET {sets} WHERE id = ? AND state IN ({marks})",
+                              (state, *changes.values(), time.time(), photo_id, *expected))
+        return cur.rowcount == 1
 
     def photos_in_state(self, *states: str, watch: str | None = None, job_id: int | None = None) -> list[Photo]:
         """Return photos in any of `states`, oldest first, optionally of one watch or job."""
@@ -207,3 +230,9 @@ class Ledger:
         changes = {**changes, "updated_at": time.time()}
         assignments = ", ".join(f"{col} = ?" for col in changes)
         self.db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))
+
+
+def _release_duplicates(conn, photo_id: int, now: float) -> None:
+    """Send again the copies that were held back as duplicates of a photo that will not be delivered."""
+    conn.execute("UPDATE photos SET state = 'ready', duplicate_of = NULL, reason = NULL, updated_at = ? "
+                 "WHERE duplicate_of = ? AND state = 'duplicate'", (now, photo_id))

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,11 +79,10 @@ def _write_output(ctx: Context, watch: WatchConfig, photo: Photo, plan: imaging.
                   retouched: pyvips.Image, look: JobLook) -> Path:
     name = imaging.output_name(Path(photo.rel_path).stem, plan)
     wanted = outputs.mirrored_path(watch.output, photo.rel_path, name)
-    dest = outputs.free_name(wanted, lambda p: _ours(ctx, photo, p))
+    dest = _claim_output_path(ctx, photo, wanted)
     if dest != wanted:
-        log.warning("%s: %s exists and was not written by skylab-watch; writing %s instead",
-                    watch.name, wanted, dest.name)
-    ctx.ledger.record_output(photo.id, str(dest), 0, "")  # intent: this path is ours from now on
+        log.warning("%s: %s is not skylab-watch's to replace for %s; writing %s instead",
+                    watch.name, wanted, photo.rel_path, dest.name)
     image = imaging.render(plan, retouched, look.backgrounds)
     strip = bool(look.profile.get("enableStripPngMetadata"))
     size, sha = outputs.write_atomically(
@@ -91,13 +92,46 @@ def _write_output(ctx: Context, watch: WatchConfig, photo: Photo, plan: imaging.
     return dest
 
 
-def _ours(ctx: Context, photo: Photo, path: Path) -> bool:
-    """Return True if the daemon wrote `path` for this file (this or an older version of it)."""
+_claims = threading.Lock()
+
+
+def _claim_output_path(ctx: Context, photo: Photo, wanted: Path) -> Path:
+    """Choose the output path for a photo and record it as ours, as one step.
+
+    Two originals may map to one output name (`IMG_1.jpg` and `IMG_1.png`),
+    and deliveries run in parallel: the choice and the record happen under
+    one lock, and a path another file has claimed is taken even before its
+    bytes exist. The record is the intent: a redo after a crash finds it.
+    """
+    with _claims:
+        for candidate in _candidates(wanted):
+            if _free_for(ctx, photo, candidate):
+                ctx.ledger.record_output(photo.id, str(candidate), 0, "")
+                return candidate
+    raise AssertionError("unreachable")
+
+
+def _candidates(wanted: Path):
+    yield wanted
+    n = 1
+    while True:
+        yield wanted.with_name(f"{wanted.stem} ({n}){wanted.suffix}")
+        n += 1
+
+
+def _free_for(ctx: Context, photo: Photo, path: Path) -> bool:
+    """Return True if `path` is unused, or is what the daemon itself wrote for this same file.
+
+    "What the daemon wrote" is checked against the recorded checksum: a file
+    someone replaced by hand since is theirs now, and is never overwritten.
+    """
     owner = ctx.ledger.output_owner(str(path))
-    if owner is None:
-        return False
-    owner_photo = ctx.ledger.get_photo(owner.photo_id)
-    return owner_photo is not None and (owner_photo.watch, owner_photo.rel_path) == (photo.watch, photo.rel_path)
+    if owner is not None:
+        owner_photo = ctx.ledger.get_photo(owner.photo_id)
+        if owner_photo is None or (owner_photo.watch, owner_photo.rel_path) != (photo.watch, photo.rel_path):
+            return False
+        return not path.exists() or not owner.sha256 or outputs.sha256_file(path) == owner.sha256
+    return not os.path.lexists(path)
 
 
 def finish_original(ctx: Context, watch: WatchConfig, photo: Photo) -> str:

@@ -16,7 +16,9 @@ from pathlib import Path
 from skylab_watch.ledger import Job, Photo
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
-from skylab_watch.studio import BadDigestError, OutOfCreditsError, StudioError
+from skylab_watch.studio import (
+    BadDigestError, InvalidRequestError, OutOfCreditsError, ServerError, StudioError, TransportError,
+)
 from skylab_watch.studio.upload import delete_quietly, send_photo_bytes
 
 log = logging.getLogger("skylab_watch")
@@ -39,10 +41,12 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
     job = ctx.ledger.get_job(photo.job_id)
     if photo.state not in ("batched", "uploading") or job is None or job.studio_id is None:
         return photo.state
-    ctx.ledger.update_photo(photo.id, state="uploading", attempts=photo.attempts + 1)
+    if not ctx.ledger.claim_photo(photo.id, ("batched", "uploading"), "uploading", attempts=photo.attempts + 1):
+        return ctx.ledger.get_photo(photo.id).state  # superseded meanwhile: leave it alone
     try:
         return _upload(ctx, photo, job)
     except OutOfCreditsError:
+        ctx.ledger.update_photo(photo.id, attempts=photo.attempts)  # not the photo's fault: no attempt used
         raise
     except FileChanged:
         return _supersede(ctx, photo, job)
@@ -54,13 +58,12 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
 
 def _upload(ctx: Context, photo: Photo, job: Job) -> str:
     data = _read_bytes(ctx, photo)
-    studio_id = photo.studio_id or _find_record(ctx, photo, job)
+    earlier_try = photo.attempts > 0
+    studio_id = photo.studio_id or (_find_record(ctx, photo, job) if earlier_try else None)
     if studio_id is not None and _record_has_bytes(ctx, studio_id):
         return _uploaded(ctx, photo, job, studio_id, resumed=True)
     if studio_id is None:
-        record = ctx.studio.create_photo(photo.studio_name, job_id=int(job.studio_id))
-        studio_id = int(record["id"])
-        ctx.ledger.update_photo(photo.id, studio_id=studio_id)
+        studio_id = _create_record(ctx, photo, job)
     md5_b64 = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
     try:
         send_photo_bytes(ctx.studio, studio_id, data, md5_b64)
@@ -68,6 +71,24 @@ def _upload(ctx: Context, photo: Photo, job: Job) -> str:
         _read_bytes(ctx, photo)  # raises FileChanged if the file moved on since it was hashed
         raise
     return _uploaded(ctx, photo, job, studio_id)
+
+
+def _create_record(ctx: Context, photo: Photo, job: Job) -> int:
+    """Create the photo's Studio record and record its id.
+
+    A refusal (422: name taken) or a lost answer may mean an earlier try did
+    create it: look the name up before giving up, never create it twice.
+    """
+    try:
+        record = ctx.studio.create_photo(photo.studio_name, job_id=int(job.studio_id))
+    except (InvalidRequestError, ServerError, TransportError):
+        found = _find_record(ctx, photo, job)
+        if found is None:
+            raise
+        return found
+    studio_id = int(record["id"])
+    ctx.ledger.update_photo(photo.id, studio_id=studio_id)
+    return studio_id
 
 
 def _read_bytes(ctx: Context, photo: Photo) -> bytes:
@@ -83,9 +104,7 @@ def _read_bytes(ctx: Context, photo: Photo) -> bytes:
 
 
 def _find_record(ctx: Context, photo: Photo, job: Job) -> int | None:
-    """After an earlier attempt, look for the record it may have created (list before create)."""
-    if photo.attempts == 0:
-        return None
+    """Look for a record an earlier try may have created under the photo's name (list before create)."""
     for record in ctx.studio.list_job_photos(job_id=int(job.studio_id)):
         if record.get("name") == photo.studio_name:
             ctx.ledger.update_photo(photo.id, studio_id=int(record["id"]))

@@ -22,7 +22,7 @@ import requests
 from skylab_watch import __version__
 from skylab_watch.studio import http
 from skylab_watch.studio.errors import (
-    BadDigestError, NotFoundError, StoreError, StudioError, UrlExpiredError, api_error,
+    BadDigestError, NotFoundError, StoreError, StudioError, TransportError, UrlExpiredError, api_error,
 )
 from skylab_watch.studio.retry import RetryPolicy
 
@@ -72,7 +72,7 @@ class StudioClient:
             "X-SLT-API-KEY": self._api_key,
             "X-SLT-API-CLIENT": CLIENT_HEADER,
             "Content-Type": "application/json",
-            "Accept": "application/json",
+            "Accept": "text/plain",  # as the contract's clients send; the server answers JSON regardless
         }
 
     def request(self, method: str, endpoint: str, params: Mapping[str, Any] | None = None,
@@ -231,7 +231,10 @@ class StudioClient:
             sink.truncate()
             response = self._store_once("GET", url, {}, None)
             with response:
-                return _copy_chunks(response.iter_content(chunk_size), sink)
+                try:
+                    return _copy_chunks(response.iter_content(chunk_size), sink)
+                except requests.exceptions.RequestException as exc:
+                    raise TransportError(f"download broke off: {exc}", "GET", http.redact_url(url)) from exc
         return self.retry.call(attempt, "GET", what="download")
 
 
@@ -269,8 +272,7 @@ def store_error(status: int, body: bytes, method: str, url: str,
     if status == 403:
         return UrlExpiredError(message, status, code, method, url)
     error = StoreError(message, status, code, method, url)
-    if status == 429:
-        error.retryable = True
+    error.retry_after = retry_after
     return error
 
 

@@ -15,6 +15,8 @@ class StudioError(SkylabWatchError):
     """A Studio call failed. `status` is the HTTP status, `message` the server's words."""
 
     retryable = False
+    # Seconds the server asked us to wait (Retry-After), on any answer that carried one.
+    retry_after: float | None = None
 
     def __init__(self, message: str, status: int | None = None, method: str = "", url: str = "") -> None:
         self.message = message
@@ -111,4 +113,6 @@ def api_error(status: int, message: str, method: str, url: str, retry_after: flo
     cls = _error_class_for(status)
     if cls is RateLimitedError:
         return RateLimitedError(message, status, method, url, retry_after=retry_after)
-    return cls(message, status, method, url)
+    error = cls(message, status, method, url)
+    error.retry_after = retry_after
+    return error

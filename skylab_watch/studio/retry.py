@@ -3,16 +3,18 @@
 What is retried, and what never is:
 - reads (GET), PUT, PATCH and DELETE are idempotent: retried on 429, 5xx and
   transport errors;
-- creates (POST) are retried on 429 and 5xx (the service answered, so it can
-  be asked again: a name already taken comes back as 422 and the caller finds
-  the existing job by name), and on transport errors only when the request
-  never left (a failed connect). After a read timeout or a dropped connection
-  the service may already have acted, so a create is never repeated then;
+- creates (POST) are retried on 429 and 503 (the service refused before
+  acting), and on transport errors only when the request never left (a
+  failed connect). After a read timeout, a dropped connection, or a 500, 502
+  or 504 (a gateway may have timed out while the service acted) a create is
+  never repeated: the caller looks for what it may have created, by name;
 - other 4xx (bad key, not found, invalid, out of credits) are never retried.
 
 Waits grow exponentially with full jitter, capped per wait, and the whole
-attempt is bounded both by a number of attempts and by total time. A 429's
-`Retry-After` is honoured (it replaces the backoff for that wait).
+attempt is bounded both by a number of attempts and by total time. A server's
+`Retry-After` (on 429, 5xx or a store error) is honoured: it replaces the
+backoff for that wait. One longer than `max_retry_after_seconds` ends the
+call at once, so the caller can defer the work instead of blocking on it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Callable, TypeVar
 
 import tenacity
 
-from skylab_watch.studio.errors import RateLimitedError, StudioError, TransportError
+from skylab_watch.studio.errors import StudioError, TransportError
 
 log = logging.getLogger("skylab_watch.studio")
 
@@ -40,14 +42,16 @@ class RetryPolicy:
 
     max_attempts: total tries, the first included. max_seconds: no new try
     starts after this long since the first. initial_seconds: the base of the
-    exponential backoff. max_backoff_seconds: cap of a single wait (also caps
-    an honoured Retry-After, so a hostile header cannot stall the daemon).
+    exponential backoff. max_backoff_seconds: cap of a single backoff wait.
+    max_retry_after_seconds: the longest Retry-After waited out in the call;
+    a longer one gives up (never retrying earlier than the server asked).
     """
 
     max_attempts: int = 6
     max_seconds: float = 120.0
     initial_seconds: float = 1.0
     max_backoff_seconds: float = 30.0
+    max_retry_after_seconds: float = 60.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     rng: random.Random = field(default_factory=random.Random, repr=False, compare=False)
 
@@ -59,19 +63,20 @@ class RetryPolicy:
             return True
         if isinstance(exc, TransportError):
             return not exc.sent
-        return True
+        return exc.status in (429, 503)
 
     def wait_seconds(self, attempt: int, exc: BaseException | None) -> float:
         """Return how long to wait before try number `attempt + 1` after `exc`."""
-        if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, 0.0), self.max_backoff_seconds)
+        if isinstance(exc, StudioError) and exc.retry_after is not None:
+            return max(exc.retry_after, 0.0)
         ceiling = min(self.max_backoff_seconds, self.initial_seconds * (2 ** (attempt - 1)))
         return self.rng.uniform(0, ceiling)
 
     def call(self, fn: Callable[[], T], method: str, what: str = "") -> T:
         """Run `fn` under this policy; return its result or raise its last error."""
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.max_seconds),
+            stop=(tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.max_seconds)
+                  | self._asked_to_wait_too_long),
             wait=self._tenacity_wait,
             retry=tenacity.retry_if_exception(lambda exc: self.should_retry(exc, method)),
             sleep=self.sleep,
@@ -79,6 +84,11 @@ class RetryPolicy:
             before_sleep=lambda state: self._log_retry(state, what or method),
         )
         return retrying(fn)
+
+    def _asked_to_wait_too_long(self, state: tenacity.RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = getattr(exc, "retry_after", None)
+        return wait is not None and wait > self.max_retry_after_seconds
 
     def _tenacity_wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

@@ -65,3 +65,17 @@ def test_an_unwritable_ledger_location_says_how_to_fix_it(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(LedgerError, match="cannot create the ledger folder"):
         Ledger(blocker / "ledger.sqlite3")
+
+
+def test_duplicates_of_a_photo_that_will_never_be_delivered_are_sent_after_all(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    original = ledger.add_photo("w", "a.jpg", 1, 1, "same", "ready")
+    assert ledger.find_sent_content("w", "same").id == original.id, "a ready photo already counts"
+    copy = ledger.add_photo("w", "b.jpg", 1, 1, "same", "duplicate", duplicate_of=original.id)
+    ledger.add_photo("w", "a.jpg", 2, 2, "edited", "ready")  # a.jpg edited before it was sent
+    assert ledger.get_photo(original.id).state == "superseded"
+    assert (ledger.get_photo(copy.id).state, ledger.get_photo(copy.id).duplicate_of) == ("ready", None)
+    other = ledger.add_photo("w", "c.jpg", 1, 1, "x", "queued")
+    twin = ledger.add_photo("w", "d.jpg", 1, 1, "x", "duplicate", duplicate_of=other.id)
+    ledger.update_photo(other.id, state="failed", reason="job failed")
+    assert ledger.get_photo(twin.id).state == "ready"

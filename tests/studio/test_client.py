@@ -256,3 +256,34 @@ def test_client_identifies_itself(client, emulator):
     from skylab_watch.studio.client import CLIENT_HEADER
     assert CLIENT_HEADER == f"skylab-watch-{__version__}"
     assert client._headers()["X-SLT-API-CLIENT"] == CLIENT_HEADER
+
+
+def test_a_download_that_breaks_off_is_retried_from_the_start():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    payload = bytes(range(256)) * 400
+    served = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            served.append(1)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload if len(served) > 1 else payload[:1000])
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        policy = RetryPolicy(max_attempts=3, initial_seconds=0.01)
+        with StudioClient(f"http://127.0.0.1:{server.server_address[1]}", API_KEY, retry=policy) as c:
+            sink = io.BytesIO()
+            assert c.download(f"http://127.0.0.1:{server.server_address[1]}/obj", sink) == len(payload)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sink.getvalue() == payload and len(served) == 2

@@ -64,11 +64,20 @@ def test_create_is_repeated_when_the_connection_never_opened():
     assert len(calls) == 2
 
 
-def test_create_is_repeated_after_429_and_5xx_answers():
+def test_create_is_repeated_after_429_and_503_answers():
     policy, _ = make_policy()
-    fn, calls = failing([RateLimitedError("slow down", retry_after=1), ServerError("oops", 500)])
+    fn, calls = failing([RateLimitedError("slow down", retry_after=1), ServerError("busy", 503)])
     assert policy.call(fn, "POST") == "ok"
     assert len(calls) == 3
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_create_is_not_repeated_after_an_answer_that_may_follow_the_act(status):
+    policy, _ = make_policy()
+    fn, calls = failing([ServerError("gateway", status)])
+    with pytest.raises(ServerError):
+        policy.call(fn, "POST")
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
@@ -86,11 +95,21 @@ def test_retry_after_replaces_the_backoff():
     assert slept == [7]
 
 
-def test_retry_after_is_capped_by_max_backoff():
-    policy, slept = make_policy(max_backoff_seconds=5)
-    fn, _ = failing([RateLimitedError("slow down", retry_after=3600)])
+def test_retry_after_beyond_the_limit_gives_up_instead_of_retrying_early():
+    policy, slept = make_policy(max_retry_after_seconds=60)
+    fn, calls = failing([RateLimitedError("slow down", retry_after=3600)])
+    with pytest.raises(RateLimitedError):
+        policy.call(fn, "GET")
+    assert slept == [] and len(calls) == 1
+
+
+def test_retry_after_on_a_server_error_is_honoured():
+    policy, slept = make_policy(initial_seconds=0.01)
+    error = ServerError("maintenance", 503)
+    error.retry_after = 9
+    fn, _ = failing([error])
     policy.call(fn, "GET")
-    assert slept == [5]
+    assert slept == [9]
 
 
 def test_backoff_grows_and_stays_under_its_cap():
