@@ -23,7 +23,7 @@ from skylab_watch.ledger import Ledger
 from skylab_watch.pipeline import batcher, completion, intake, jobs, uploader
 from skylab_watch.pipeline.context import Context, CreditGate
 from skylab_watch.pipeline.discovery import WatchDiscovery
-from skylab_watch.studio import OutOfCreditsError, StudioClient, StudioError
+from skylab_watch.studio import NotFoundError, OutOfCreditsError, StudioClient, StudioError
 
 log = logging.getLogger("skylab_watch")
 
@@ -116,7 +116,7 @@ class Daemon:
     def run(self) -> int:
         """Loop until stopped (or, with once, until everything found is finished); return the exit code."""
         while not self.stopping.is_set():
-            self.step()
+            self._guard(self.step)
             if self.once and self.finished():
                 break
             self.wakeup.wait(TICK_SECONDS)
@@ -124,7 +124,11 @@ class Daemon:
         return self.exit_code()
 
     def exit_code(self) -> int:
-        """0, or 1 if any photo found since start has failed."""
+        """0, or 1 if any photo found since start has failed (or, with once, a watch could not be read)."""
+        paused = [d.name for d in self.discoveries.values() if d.paused_reason]
+        if self.once and paused:
+            log.error("could not read the input of %s: nothing there was processed", ", ".join(paused))
+            return 1
         failed = [p for p in self.ctx.ledger.photos_in_state("failed") if p.updated_at >= self.started_at]
         return 1 if failed else 0
 
@@ -155,13 +159,16 @@ class Daemon:
             except queue.Empty:
                 break
             if name in self.discoveries:
-                self.discoveries[name].note_event(rel)
-        for disc in self.discoveries.values():
-            disc.check_root()
-            disc.keep_observer_alive()
-            disc.rescan_if_due()
-            for stat in disc.settled():
-                self._guard(lambda s=stat, d=disc: intake.record_settled_file(self.ctx, d.config, s))
+                self._guard(lambda d=self.discoveries[name], r=rel: d.note_event(r))
+        for disc in list(self.discoveries.values()):
+            self._guard(lambda d=disc: self._discover_watch(d))
+
+    def _discover_watch(self, disc: WatchDiscovery) -> None:
+        disc.check_root()
+        disc.keep_observer_alive()
+        disc.rescan_if_due()
+        for stat in disc.settled():
+            self._guard(lambda s=stat: intake.record_settled_file(self.ctx, disc.config, s))
 
     def _nothing_pending(self, disc: WatchDiscovery) -> bool:
         return self.once and disc.scanned and disc.pending() == 0 and self.events.empty()
@@ -180,7 +187,10 @@ class Daemon:
             return
         for job in self.ctx.ledger.jobs_in_state("created", "queueing"):
             if jobs.upload_finished(self.ctx, job):
-                jobs.queue_uploaded_job(self.ctx, job)
+                try:
+                    jobs.queue_uploaded_job(self.ctx, job)
+                except NotFoundError:
+                    jobs.job_vanished(self.ctx, job)
 
     def _submit_uploads(self) -> None:
         """Hand batched photos of created jobs to the upload pool, at most `concurrency` at a time."""

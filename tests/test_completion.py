@@ -212,3 +212,20 @@ def test_an_output_replaced_by_hand_is_not_overwritten_by_a_reshoot(tmp_path, em
         wait_for(lambda: len(d.ledger.photos_in_state("done")) == 2, timeout=20)
     assert (out / "a.jpg").read_bytes() == b"hand-edited by the retoucher"
     assert (out / "a (1).jpg").is_file()
+
+
+def test_a_job_deleted_at_studio_fails_its_photos_and_other_jobs_carry_on(tmp_path, emu, studio):
+    plain = studio.create_profile("plain")["id"]
+    inp = tmp_path / "in"
+    cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
+                                             "profile": plain, "batch": {"max_photos": 1, "quiet_seconds": 0.3,
+                                                                         "max_wait_seconds": 5}}])
+    emu.set_faults({"withhold_photos": ["gone.jpg"]})
+    with DaemonThread(cfg) as d:
+        make_image(inp / "gone.jpg", seed=1)
+        wait_for(lambda: d.ledger.jobs_in_state("queued"), timeout=20, what="the first job queued")
+        studio.delete_job(d.ledger.jobs_in_state("queued")[0].studio_id)
+        make_image(inp / "next.jpg", seed=2)
+        wait_for(lambda: d.ledger.photos_in_state("done"), timeout=20, what="the next job delivered")
+        wait_for(lambda: d.ledger.photos_in_state("failed"), timeout=20, what="the deleted job's photo failed")
+        assert "no longer exists" in d.ledger.photos_in_state("failed")[0].reason

@@ -119,3 +119,28 @@ def test_an_output_folder_that_cannot_be_written_keeps_the_photo_and_retries(tmp
         wait_for(lambda: d.ledger.photos_in_state("done"), timeout=30, what="delivery once the folder is fixed")
         wait_for(lambda: "output:w" not in d.ledger.notices(), timeout=10, what="the notice to clear")
     assert (tmp_path / "out" / "shoot" / "a.jpg").is_file()
+
+
+def test_a_file_name_that_is_not_utf8_is_reported_and_the_rest_goes_on(tmp_path, emu):
+    import os
+    cfg = _one_watch(tmp_path, emu)
+    inp = tmp_path / "in"
+    data = make_image(tmp_path / "x.jpg", seed=4).read_bytes()
+    with open(os.path.join(os.fsencode(inp), b"caf\xe9.jpg"), "wb") as fh:  # a Latin-1 name from an old share
+        fh.write(data)
+    make_image(inp / "ok.jpg", seed=5)
+    assert run_once(cfg) == 0
+    with DaemonThread(cfg) as d:
+        notices = d.ledger.notices()
+        assert d.ledger.photos_in_state("done")[0].rel_path == "ok.jpg"
+    assert any("not valid UTF-8" in message for message, _ in notices.values())
+
+
+def test_run_once_exits_1_when_an_input_folder_vanished_before_it_could_be_read(tmp_path, emu):
+    cfg = _one_watch(tmp_path, emu)
+    runner = DaemonThread(cfg, once=True)  # the config was valid when loaded
+    shutil.rmtree(tmp_path / "in")  # then the share went away
+    with runner:
+        runner.thread.join(30)
+        assert not runner.thread.is_alive()
+    assert runner.code == 1

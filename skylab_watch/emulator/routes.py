@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -95,7 +96,7 @@ def _injected(emu: Emulator, key: str) -> Response | None:
     error = emu.faults.error_for(key)
     if error is None:
         return None
-    headers = {"Retry-After": f"{error.retry_after:g}"} if error.retry_after is not None else {}
+    headers = {"Retry-After": str(math.ceil(error.retry_after))} if error.retry_after is not None else {}
     return message_response(error.status, error.message, headers)
 
 

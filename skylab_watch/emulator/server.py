@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from skylab_watch.emulator.admin import ADMIN_PREFIX, serve_admin
-from skylab_watch.emulator.protocol import Request, Response, message_response
+from skylab_watch.emulator.protocol import Request, Response, message_response, s3_error
 from skylab_watch.emulator.routes import API_PREFIX, serve_api
 from skylab_watch.emulator.store_api import MAX_UPLOAD_BYTES, STORE_PREFIX, entity_too_large, serve_store
 
@@ -86,8 +86,20 @@ class EmulatorHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
+    def _refuse_chunked(self, path: str) -> None:
+        """Like S3, a body without Content-Length is refused (411), never read as empty."""
+        self.close_connection = True
+        if path.startswith(STORE_PREFIX):
+            self._send(s3_error(411, "MissingContentLength", "You must provide the Content-Length HTTP header.",
+                                {"Connection": "close"}))
+        else:
+            self._send(message_response(411, "a request body needs a Content-Length header (no chunked bodies)"))
+
     def _handle(self) -> None:
         split = urlsplit(self.path)
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self._refuse_chunked(split.path)
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if split.path.startswith(STORE_PREFIX) and self.command == "PUT" and length > MAX_UPLOAD_BYTES:
             self.server.emulator.count_call("PUT store")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -60,7 +61,7 @@ def _preamble(emu: Emulator, req: Request, key: str) -> Response | tuple[str, in
         time.sleep(delay)
     error = emu.faults.error_for(key)
     if error is not None:
-        headers = {"Retry-After": f"{error.retry_after:g}"} if error.retry_after is not None else {}
+        headers = {"Retry-After": str(math.ceil(error.retry_after))} if error.retry_after is not None else {}
         return s3_error(error.status, "InternalError" if error.status >= 500 else "SlowDown",
                         error.message, headers)
     target = _parse(req.path)

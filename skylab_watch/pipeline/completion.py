@@ -23,7 +23,8 @@ from skylab_watch.ledger import Job
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.deliver import JobLook, deliver_photo, finish_original
-from skylab_watch.studio import StudioError
+from skylab_watch.pipeline.jobs import job_vanished
+from skylab_watch.studio import NotFoundError, StudioError
 
 log = logging.getLogger("skylab_watch")
 
@@ -85,7 +86,10 @@ class Deliveries:
         for job in self.ctx.ledger.jobs_in_state("queued"):
             if self._due.get(job.id, 0.0) <= now:
                 self._due[job.id] = now + self._interval()
-                self.look_at_job(job)
+                try:
+                    self.look_at_job(job)
+                except NotFoundError:
+                    job_vanished(self.ctx, job)
 
     def _interval(self) -> float:
         base = self.ctx.config.poll_interval_seconds

@@ -44,6 +44,7 @@ class WatchDiscovery:
     scanned: bool = field(init=False, default=False)
     _last_scan: float = field(init=False, default=0.0)
     _last_root_check: float = field(init=False, default=0.0)
+    _bad_names: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.tracker = SettleTracker(self.config.settle_seconds, clock=self.clock, name=self.config.name,
@@ -126,6 +127,8 @@ class WatchDiscovery:
         try:
             for stat in scan_tree(self.config.input, self.config.recursive, self.config.include,
                                   self.config.exclude):
+                if self._unusable_name(stat.rel_path):
+                    continue
                 if known.get(stat.rel_path) != (stat.size, stat.mtime_ns):
                     self.tracker.note(stat)
                     found += 1
@@ -141,7 +144,7 @@ class WatchDiscovery:
         """An observer saw `rel_path` change: track it if it is a candidate we do not know as is."""
         if self.paused_reason is not None:
             return
-        if not is_candidate(rel_path, self.config.include, self.config.exclude):
+        if not is_candidate(rel_path, self.config.include, self.config.exclude) or self._unusable_name(rel_path):
             return
         stat = stat_candidate(self.config.input, rel_path)
         if stat is None:
@@ -149,6 +152,25 @@ class WatchDiscovery:
         known = self.ledger.latest_version(self.name, rel_path)
         if known is None or (known.size, known.mtime_ns) != (stat.size, stat.mtime_ns) or rel_path in self.tracker:
             self.tracker.note(stat)
+
+    def _unusable_name(self, rel_path: str) -> bool:
+        """Return True (and say so once) for a name that is not valid UTF-8 (Latin-1 from old shares).
+
+        Such a name cannot be stored, sent or mirrored faithfully; the file
+        is left alone and reported so that a person can rename it.
+        """
+        try:
+            rel_path.encode("utf-8")
+            return False
+        except UnicodeEncodeError:
+            pass
+        shown = rel_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        if shown not in self._bad_names:
+            self._bad_names.add(shown)
+            log.warning("%s: cannot send %s: its name is not valid UTF-8; rename the file", self.name, shown)
+            self.ledger.set_notice(f"name:{self.name}:{shown}",
+                                   f"{self.name}: {shown} has a name that is not valid UTF-8; rename it to send it")
+        return True
 
     def settled(self) -> list[FileStat]:
         """Return the files that have settled since the last call (and stop tracking them)."""

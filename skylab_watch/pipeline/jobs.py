@@ -14,7 +14,7 @@ import logging
 from skylab_watch.ledger import Job
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
-from skylab_watch.studio import InvalidRequestError, NotFoundError, OutOfCreditsError, TransportError
+from skylab_watch.studio import InvalidRequestError, NotFoundError, TransportError
 from skylab_watch.studio.upload import delete_quietly
 
 log = logging.getLogger("skylab_watch")
@@ -117,6 +117,13 @@ def delete_empty_job(ctx: Context, job: Job) -> None:
     log.warning("%s: deleted job %s: none of its photos could be uploaded", job.watch, job.name)
 
 
-def is_credit_error(exc: BaseException) -> bool:
-    """Return True for the 402 that pauses work instead of failing it."""
-    return isinstance(exc, OutOfCreditsError)
+def job_vanished(ctx: Context, job: Job) -> None:
+    """Studio no longer knows the job (deleted in the web app?): fail what waited on it, so `retry` can resend."""
+    reason = f"job {job.name} no longer exists at Studio (deleted?)"
+    with ctx.ledger.transaction():
+        for photo in ctx.ledger.photos_of_job(job.id):
+            if photo.state in ("batched", "uploading", "uploaded", "queued", "delivering"):
+                ctx.ledger.update_photo(photo.id, state="failed", reason=reason)
+        ctx.ledger.update_job(job.id, state="failed", reason=reason, finished_at=ctx.clock())
+    log.error("%s: %s; its photos are marked failed (skylab-watch retry sends them again)", job.watch, reason,
+              extra=fields(job.watch, job.name))

@@ -113,3 +113,17 @@ def test_store_urls_need_no_api_key_and_reject_wrong_method(api):
     assert requests.put(url, data=data, headers={"Content-MD5": md5_b64(data)}, timeout=5).status_code == 200
     original = api.ok("GET", f"photos/{photo['id']}")["originalUrl"]
     assert requests.put(original, data=data, timeout=5).status_code == 403
+
+
+def test_a_chunked_put_is_refused_not_stored_empty(emu):
+    import requests
+    from emulator_helpers import KEY
+    h = {"X-SLT-API-KEY": KEY}
+    base = emu.url + "/api/public/v1/"
+    profile = requests.post(base + "profiles", json={"name": "p"}, headers=h).json()
+    job = requests.post(base + "jobs", json={"name": "j", "profile_id": profile["id"]}, headers=h).json()
+    photo = requests.post(base + "photos", json={"name": "a.jpg", "job_id": job["id"]}, headers=h).json()
+    url = requests.get(base + "photos/upload_url", params={"photo_id": photo["id"]}, headers=h).json()["url"]
+    answer = requests.put(url, data=iter([b"abc", b"def"]))  # a generator body is sent chunked
+    assert answer.status_code == 411 and b"MissingContentLength" in answer.content
+    assert requests.get(base + f"photos/{photo['id']}", headers=h).json()["originalUrl"] is None
