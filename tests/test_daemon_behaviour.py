@@ -144,3 +144,19 @@ def test_run_once_exits_1_when_an_input_folder_vanished_before_it_could_be_read(
         runner.thread.join(30)
         assert not runner.thread.is_alive()
     assert runner.code == 1
+
+
+def test_delete_after_a_crash_mid_delete_finishes_and_never_deletes_changed_content(tmp_path):
+    from skylab_watch.ledger import Ledger
+    from skylab_watch.pipeline.deliver import _delete_if_unchanged
+    import hashlib
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    original = tmp_path / "a.jpg"
+    original.write_bytes(b"sent content")
+    photo = ledger.add_photo("w", "a.jpg", 1, 1, hashlib.md5(b"sent content").hexdigest(), "delivered")
+    original.rename(tmp_path / f".a.jpg.{photo.id}.skylab-delete")  # the earlier run died right here
+    assert _delete_if_unchanged(original, photo) is True
+    assert list(tmp_path.glob("*a.jpg*")) == []
+    original.write_bytes(b"edited since it was sent")
+    assert _delete_if_unchanged(original, photo) is False
+    assert original.read_bytes() == b"edited since it was sent"

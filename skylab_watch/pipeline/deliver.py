@@ -138,18 +138,41 @@ def finish_original(ctx: Context, watch: WatchConfig, photo: Photo) -> str:
     """Keep, archive or delete the original, only now that its outputs are on disk; return 'done'."""
     original = watch.input / photo.rel_path
     action = watch.after_success
-    if action != "keep" and not _still_this_version(original, photo):
+    if action == "archive" and not _still_this_version(original, photo):
         log.info("%s: %s changed since it was sent; leaving it in place", watch.name, photo.rel_path)
         action = "keep"
     if action == "archive" and watch.archive_dir is not None:
         moved = outputs.move_atomically(original, watch.archive_dir, photo.rel_path)
         log.info("%s: archived %s to %s", watch.name, photo.rel_path, moved)
     elif action == "delete":
-        original.unlink(missing_ok=True)
-        outputs.fsync_directory(original.parent)
-        log.info("%s: deleted the original %s (its outputs are safely written)", watch.name, photo.rel_path)
+        if _delete_if_unchanged(original, photo):
+            log.info("%s: deleted the original %s (its outputs are safely written)", watch.name, photo.rel_path)
+        else:
+            log.info("%s: %s changed while being finished; leaving it in place", watch.name, photo.rel_path)
     ctx.ledger.update_photo(photo.id, state="done")
     return "done"
+
+
+def _delete_if_unchanged(original: Path, photo: Photo) -> bool:
+    """Delete the original only if it still holds what was sent; return True if it is gone.
+
+    The file is first renamed aside, so an editor saving over it between the
+    check and the delete writes a new file instead of losing its save. The
+    aside name is fixed per photo, so a crash mid-way is finished next time.
+    """
+    aside = original.with_name(f".{original.name}.{photo.id}.skylab-delete")
+    if not aside.exists():
+        try:
+            os.replace(original, aside)
+        except FileNotFoundError:
+            return True
+    if not _still_this_version(aside, photo):
+        if not original.exists():
+            os.replace(aside, original)
+        return False
+    aside.unlink()
+    outputs.fsync_directory(original.parent)
+    return True
 
 
 def _still_this_version(path: Path, photo: Photo) -> bool:
