@@ -263,6 +263,15 @@ class Daemon:
         except ConfigError as exc:
             log.error("refusing the new configuration; the old one keeps running:\n%s", exc)
             return False
+        except StudioError as exc:
+            if not exc.retryable:
+                raise
+            log.warning("cannot ask Studio about the new configuration's profiles (%s); "
+                        "the old one keeps running and the reload is tried again shortly", exc)
+            again = threading.Timer(10.0, self.request_reload)
+            again.daemon = True
+            again.start()
+            return False
         old = {w.name: w for w in self.ctx.config.watches}
         fresh = {w.name: w for w in new.watches}
         for name in [n for n in old if fresh.get(n) != old[n]]:
