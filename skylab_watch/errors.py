@@ -22,6 +22,11 @@ class ConfigError(SkylabWatchError):
         self.source = source
         super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
 
+    def report(self) -> str:
+        """Return every problem, one a line, and a closing count: what a command prints for a person."""
+        count = len(self.problems)
+        return f"{self}\n{self.source}: {count} problem{'s' if count != 1 else ''} found"
+
 
 class LedgerError(SkylabWatchError):
     """The ledger cannot be opened or written. Usually needs a person (disk, path, permissions)."""

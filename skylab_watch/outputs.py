@@ -18,7 +18,7 @@ import hashlib
 import itertools
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 
 TEMP_SUFFIX = ".skylab-part"
@@ -45,11 +45,17 @@ def free_name(path: Path, may_replace: Callable[[Path], bool]) -> Path:
     `may_replace` is asked only about names that exist, and should answer True
     only for files the daemon wrote itself for the same input.
     """
-    candidates = itertools.chain([path], (_numbered(path, n) for n in itertools.count(1)))
-    for candidate in candidates:
+    for candidate in candidate_names(path):
         if not os.path.lexists(candidate) or may_replace(candidate):
             return candidate
     raise AssertionError("unreachable: itertools.count never ends")
+
+
+def candidate_names(path: Path) -> Iterator[Path]:
+    """Yield `path`, then `IMG_1 (1).png`, `IMG_1 (2).png`, ...: the names tried for an output."""
+    yield path
+    for n in itertools.count(1):
+        yield _numbered(path, n)
 
 
 def _numbered(path: Path, n: int) -> Path:

@@ -25,10 +25,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
-        count = len(exc.problems)
-        print(f"{exc.source}: {count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        print(exc.report(), file=sys.stderr)
         return 1
     print(describe_config(config))
     print("configuration OK")

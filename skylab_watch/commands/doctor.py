@@ -34,10 +34,7 @@ def run(args: argparse.Namespace) -> int:
         # Paths are not checked here: missing folders are findings of their own, with the others.
         config = load_config(args.config, check_paths=False)
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"{exc.source}: {problem}", file=sys.stderr)
-        count = len(exc.problems)
-        print(f"{exc.source}: {count} problem{'s' if count != 1 else ''} found", file=sys.stderr)
+        print(exc.report(), file=sys.stderr)
         return 2
     findings = run_checks(config)
     print(json.dumps([dataclasses.asdict(f) for f in findings], indent=2) if args.json else format_report(findings))

@@ -104,19 +104,11 @@ def _claim_output_path(ctx: Context, photo: Photo, wanted: Path) -> Path:
     bytes exist. The record is the intent: a redo after a crash finds it.
     """
     with _claims:
-        for candidate in _candidates(wanted):
+        for candidate in outputs.candidate_names(wanted):
             if _free_for(ctx, photo, candidate):
                 ctx.ledger.record_output(photo.id, str(candidate), 0, "")
                 return candidate
     raise AssertionError("unreachable")
-
-
-def _candidates(wanted: Path):
-    yield wanted
-    n = 1
-    while True:
-        yield wanted.with_name(f"{wanted.stem} ({n}){wanted.suffix}")
-        n += 1
 
 
 def _free_for(ctx: Context, photo: Photo, path: Path) -> bool:
