@@ -16,7 +16,7 @@ from skylab_watch.ledger import Photo
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.watch.scan import FileStat
-from skylab_watch.watch.validate import Inspection, inspect_photo, make_resized_copy
+from skylab_watch.watch.validate import VANISHED, Inspection, inspect_photo, make_resized_copy
 
 log = logging.getLogger("skylab_watch")
 
@@ -28,7 +28,7 @@ def record_settled_file(ctx: Context, watch: WatchConfig, stat: FileStat) -> Pho
         return None
     path = watch.input / stat.rel_path
     inspection = inspect_photo(path)
-    if inspection.reason == "the file disappeared before it could be checked" or not path.exists():
+    if inspection.reason == VANISHED or not path.exists():
         log.debug("%s: %s vanished before it could be checked", watch.name, stat.rel_path)
         return None
     if known and known.md5 == inspection.md5:

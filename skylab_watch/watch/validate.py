@@ -25,6 +25,7 @@ import pyvips
 
 log = logging.getLogger(__name__)
 
+VANISHED = "the file disappeared before it could be checked"
 MAX_BYTES = 27 * 1024 * 1024
 MAX_SIDE = 6400
 MAX_PIXELS = 27_000_000
@@ -134,7 +135,7 @@ def inspect_photo(path: Path) -> Inspection:
     try:
         info = os.lstat(path)
     except FileNotFoundError:
-        return _rejected("the file disappeared before it could be checked")
+        return _rejected(VANISHED)
     except OSError as exc:
         return _rejected(f"the file cannot be read: {exc.strerror or exc}")
     if not stat.S_ISREG(info.st_mode):
@@ -142,7 +143,7 @@ def inspect_photo(path: Path) -> Inspection:
     try:
         contents = _read(path)
     except FileNotFoundError:
-        return _rejected("the file disappeared before it could be checked")
+        return _rejected(VANISHED)
     except OSError as exc:
         return _rejected(f"the file cannot be read: {exc.strerror or exc}", info.st_size, info.st_mtime_ns)
     return _judge(path, contents)
