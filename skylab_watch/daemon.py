@@ -23,13 +23,13 @@ from skylab_watch.ledger import Ledger
 from skylab_watch.pipeline import batcher, completion, intake, jobs, uploader
 from skylab_watch.pipeline.context import Context, CreditGate
 from skylab_watch.pipeline.discovery import WatchDiscovery
-from skylab_watch.studio import NotFoundError, OutOfCreditsError, StudioClient, StudioError
+from skylab_watch.pipeline.failures import job_step_failed
+from skylab_watch.pipeline.outcomes import STOP_THE_PASS, Outcome, classify
+from skylab_watch.studio import StudioClient, StudioError
 
 log = logging.getLogger("skylab_watch")
 
 TICK_SECONDS = 0.2
-UPLOAD_RETRY_SECONDS = 5.0
-STUDIO_BACKOFF_SECONDS = (2.0, 120.0)
 
 
 class Daemon:
@@ -51,9 +51,6 @@ class Daemon:
         self._uploads = ThreadPoolExecutor(config.upload_concurrency, thread_name_prefix="upload")
         self._deliveries = completion.Deliveries(self.ctx)
         self._inflight: dict[int, Future] = {}
-        self._not_before: dict[int, float] = {}
-        self._studio_backoff_until = 0.0
-        self._studio_backoff = STUDIO_BACKOFF_SECONDS[0]
         self.callbacks: CallbackReceiver | None = None
         self._reload_requested = threading.Event()
         self.stall_seconds = 60.0
@@ -140,14 +137,16 @@ class Daemon:
             self._reload_requested.clear()
             self._guard(self.reload)
         self._discover()
+        self.ctx.paused_watches = {d.name for d in self.discoveries.values() if d.paused_reason}
         for disc in self.discoveries.values():
             self._guard(lambda d=disc: batcher.batch_ready_photos(self.ctx, d.config))
             self._guard(lambda d=disc: batcher.close_due_jobs(self.ctx, d.config, self._nothing_pending(d)))
-        if self._studio_ready():
-            self._guard(self._create_jobs, studio=True)
-            self._guard(self._submit_uploads, studio=True)
-            self._guard(self._queue_jobs, studio=True)
-            self._guard(lambda: self._deliveries.step(self.wakeup), studio=True)
+        self._guard(self._reap_uploads)
+        if self.ctx.health.ready():
+            self._guard(self._create_jobs)
+            self._guard(self._submit_uploads)
+            self._guard(self._queue_jobs)
+            self._guard(lambda: self._deliveries.step(self.wakeup))
         self.heartbeat = time.monotonic()
         if self.on_loop:
             self.on_loop(self)
@@ -173,38 +172,45 @@ class Daemon:
     def _nothing_pending(self, disc: WatchDiscovery) -> bool:
         return self.once and disc.scanned and disc.pending() == 0 and self.events.empty()
 
-    def _studio_ready(self) -> bool:
-        return time.monotonic() >= self._studio_backoff_until
-
     def _create_jobs(self) -> None:
-        if not self.ctx.credits.is_open():
-            return
-        for job in self.ctx.ledger.jobs_in_state("closed"):
-            jobs.create_closed_job(self.ctx, job)
+        """Create closed jobs at Studio; one job's refusal fails that job only, never the others."""
+        if self.ctx.credits.is_open():
+            self._each_job(self.ctx.ledger.jobs_in_state("closed", "creating"), jobs.create_closed_job, "creating")
 
     def _queue_jobs(self) -> None:
+        """Queue created jobs whose uploads are all settled."""
         if not self.ctx.credits.is_open():
             return
-        for job in self.ctx.ledger.jobs_in_state("created", "queueing"):
-            if jobs.upload_finished(self.ctx, job):
-                try:
-                    jobs.queue_uploaded_job(self.ctx, job)
-                except NotFoundError:
-                    jobs.job_vanished(self.ctx, job)
+        ready = [j for j in self.ctx.ledger.jobs_in_state("created", "queueing") if jobs.upload_finished(self.ctx, j)]
+        self._each_job(ready, jobs.queue_uploaded_job, "queueing")
+
+    def _each_job(self, candidates: list, step: Callable, doing: str) -> None:
+        """Run a job step on every due job of a watch still configured; report failures through the table."""
+        for job in candidates:
+            if not self.ctx.has_watch(job.watch) or not self.ctx.deferrals.due(("job", job.id)):
+                continue
+            try:
+                step(self.ctx, job)
+                self.ctx.deferrals.clear(("job", job.id))
+            except Exception as exc:  # noqa: BLE001 - the outcome table decides
+                if job_step_failed(self.ctx, job, exc, doing) in STOP_THE_PASS:
+                    return
 
     def _submit_uploads(self) -> None:
         """Hand batched photos of created jobs to the upload pool, at most `concurrency` at a time."""
-        self._reap_uploads()
         if not self.ctx.credits.is_open():
             return
         created = {j.id for j in self.ctx.ledger.jobs_in_state("created")}
-        now = time.monotonic()
         for photo in self.ctx.ledger.photos_in_state("batched", "uploading"):
             if len(self._inflight) >= self.ctx.config.upload_concurrency * 2:
                 break
-            if photo.job_id in created and photo.id not in self._inflight and self.ctx.has_watch(photo.watch) \
-                    and self._not_before.get(photo.id, 0.0) <= now:
+            if photo.job_id in created and photo.id not in self._inflight and self._may_work_on(photo.watch) \
+                    and self.ctx.deferrals.due(("photo", photo.id)):
                 self._inflight[photo.id] = self._uploads.submit(uploader.upload_photo, self.ctx, photo)
+
+    def _may_work_on(self, watch: str) -> bool:
+        """Return True for a watch still configured and not paused (its files may be read)."""
+        return self.ctx.has_watch(watch) and watch not in self.ctx.paused_watches
 
     def _reap_uploads(self) -> None:
         for photo_id, future in list(self._inflight.items()):
@@ -212,36 +218,25 @@ class Daemon:
                 continue
             del self._inflight[photo_id]
             try:
-                state = future.result()
-            except OutOfCreditsError as exc:
-                self.ctx.credits.out_of_credits(exc.message)
-                continue
-            except Exception:  # noqa: BLE001 - a worker bug must not stop the daemon
+                future.result()
+            except Exception:  # noqa: BLE001 - upload_photo settles every error; this is a bug
                 log.exception("upload of photo row %s crashed; it will be tried again", photo_id)
-                state = "uploading"
-            if state == "uploading":
-                self._not_before[photo_id] = time.monotonic() + UPLOAD_RETRY_SECONDS
-            else:
-                self._not_before.pop(photo_id, None)
             self.wakeup.set()
 
-    def _guard(self, action: Callable[[], object], studio: bool = False) -> None:
-        """Run one stage; turn Studio trouble into a pause, and never let an error stop the loop.
-
-        studio: the stage talks to Studio, so its success ends a backoff.
-        """
+    def _guard(self, action: Callable[[], object]) -> None:
+        """Run one stage; what an error means is the outcome table's to say, and no error stops the loop."""
         try:
             action()
-            if studio:
-                self._studio_backoff = STUDIO_BACKOFF_SECONDS[0]
-        except OutOfCreditsError as exc:
-            self.ctx.credits.out_of_credits(exc.message)
-        except StudioError as exc:
-            log.warning("Studio trouble: %s; trying again in %.0f s", exc, self._studio_backoff)
-            self._studio_backoff_until = time.monotonic() + self._studio_backoff
-            self._studio_backoff = min(self._studio_backoff * 2, STUDIO_BACKOFF_SECONDS[1])
-        except Exception:  # noqa: BLE001 - the daemon must carry on; the ledger keeps the intent
-            log.exception("unexpected error in the work loop; carrying on")
+        except Exception as exc:  # noqa: BLE001 - the daemon must carry on; the ledger keeps the intent
+            outcome = classify(exc).outcome
+            if outcome is Outcome.PAUSE_CREDITS:
+                self.ctx.credits.out_of_credits(getattr(exc, "message", str(exc)))
+            elif outcome is Outcome.BACK_OFF_STUDIO:
+                self.ctx.health.trouble(exc)
+            elif isinstance(exc, StudioError):
+                log.warning("Studio refused a step of the work loop: %s", exc)
+            else:
+                log.exception("unexpected error in the work loop; carrying on")
 
     # ------------------------------------------------------------------ reload
 

@@ -14,7 +14,7 @@ from skylab_watch.ledger import Ledger
 
 # Report categories, in the order a photo lives through them.
 CATEGORIES = ("waiting", "uploading", "queued", "processing", "done", "rejected", "duplicate", "failed")
-OPEN_JOB_STATES = ("open", "closed", "created", "queueing", "queued")
+OPEN_JOB_STATES = ("open", "closed", "creating", "created", "queueing", "queued")
 
 
 def _category(photo_state: str, studio_status: str | None) -> str | None:

@@ -38,6 +38,7 @@ class Photo:
     attempts: int
     found_at: float
     updated_at: float
+    trouble_since: float | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class Job:
     queued_at: float | None
     finished_at: float | None
     updated_at: float
+    studio_type: str | None = None
 
 
 @dataclass(frozen=True)

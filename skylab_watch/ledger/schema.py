@@ -93,6 +93,15 @@ def _run_statements(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(statement)
 
 
+def _trouble_clock_and_job_type(conn: sqlite3.Connection) -> None:
+    """photos.trouble_since: when the photo first met a passing fault in its current step (the give-up
+    budget is counted from it, across restarts); jobs.studio_type: the job's `type` at Studio, which
+    decides whether uploads carry the S3 tagging."""
+    conn.execute("ALTER TABLE photos ADD COLUMN trouble_since REAL")
+    conn.execute("ALTER TABLE jobs ADD COLUMN studio_type TEXT")
+
+
 MIGRATIONS: list[Migration] = [
     ("initial schema: jobs, photos, outputs, notices", _initial),
+    ("photo trouble clock and job type", _trouble_clock_and_job_type),
 ]

@@ -22,16 +22,20 @@ import pyvips
 from skylab_watch.ledger import Job
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
-from skylab_watch.pipeline.deliver import JobLook, deliver_photo, finish_original
-from skylab_watch.pipeline.jobs import job_vanished
+from skylab_watch.pipeline.deliver import JobLook, deliver_guarded, finish_delivered
+from skylab_watch.pipeline.failures import fail_photo, job_step_failed, photo_step_failed
+from skylab_watch.pipeline.outcomes import STOP_THE_PASS
 from skylab_watch.studio import NotFoundError, StudioError
+from skylab_watch.studio.records import FAILED_STATUSES, JobState, PhotoResult, profile_backgrounds
 
 log = logging.getLogger("skylab_watch")
 
 # Photo states in which a photo is still on its way.
 ACTIVE_PHOTO_STATES = ("ready", "batched", "uploading", "uploaded", "queued", "delivering", "delivered")
-KNOWN_STATUSES = frozenset({"pending", "queued", "processing", "completed", "failed", "cancelled", "canceled"})
-FAILED_STATUSES = frozenset({"failed", "cancelled", "canceled"})
+# Words seen for jobs on their way (only `completed` is attested); others are logged once, not assumed.
+KNOWN_STATUSES = frozenset({"pending", "queued", "processing"})
+# A job whose answer carries no results is asked photo by photo at most this often before it is finished.
+PHOTO_LOOK_SECONDS = 30.0
 
 
 def describe_duration(seconds: float) -> str:
@@ -54,7 +58,7 @@ class Deliveries:
         self._looks: dict[int, JobLook] = {}
         self._in_front: dict[int, int] = {}
         self._unknown_logged: set[str] = set()
-        self._bad_results: dict[int, int] = {}
+        self._photo_looks: dict[int, float] = {}
         self._lock = threading.Lock()
         self._rng = random.Random()
 
@@ -84,12 +88,13 @@ class Deliveries:
         self._reap(wakeup)
         now = time.monotonic()
         for job in self.ctx.ledger.jobs_in_state("queued"):
-            if self._due.get(job.id, 0.0) <= now:
+            if self._due.get(job.id, 0.0) <= now and self.ctx.has_watch(job.watch):
                 self._due[job.id] = now + self._interval()
                 try:
                     self.look_at_job(job)
-                except NotFoundError:
-                    job_vanished(self.ctx, job)
+                except Exception as exc:  # noqa: BLE001 - the outcome table decides
+                    if job_step_failed(self.ctx, job, exc, "looking at") in STOP_THE_PASS:
+                        return
 
     def _interval(self) -> float:
         base = self.ctx.config.poll_interval_seconds
@@ -97,33 +102,73 @@ class Deliveries:
 
     def look_at_job(self, job: Job) -> None:
         """Ask Studio about one queued job; schedule deliveries, fail what will never come."""
-        remote = self.ctx.studio.get_job(int(job.studio_id))
-        status = str(remote.get("status") or "").lower()
-        self._note_status(job, status)
-        by_id = {int(p["id"]): p for p in remote.get("photos") or []}
+        state = self.ctx.studio.read_job(int(job.studio_id))
+        self.ctx.health.succeeded()
+        self._note_status(job, state)
         waiting = self.ctx.ledger.photos_in_state("queued", "delivering", "delivered", job_id=job.id)
+        results = self._results(job, state, [p for p in waiting if p.state != "delivered"])
         for photo in waiting:
             if photo.state == "delivered":
-                self._schedule(job, photo, None, remote)
-                continue
-            url = (by_id.get(photo.studio_id) or {}).get("retouchedUrl")
-            if url:
-                self._schedule(job, photo, url, remote)
-            elif status in FAILED_STATUSES:
-                self._fail(photo, f"Studio reports job {job.name} {status}")
-            elif self._overdue(job):
-                limit = self.ctx.watch(job.watch).delivery_timeout_seconds
-                self._fail(photo, f"Studio did not deliver a result within {describe_duration(limit)}")
-        self._close_job_if_done(job, status)
+                self._schedule(job, photo, None, state)
+            elif self.ctx.deferrals.due(("photo", photo.id)):
+                self._decide(job, photo, results.get(photo.studio_id), state)
+        self._close_job_if_done(job, state.status)
 
-    def _note_status(self, job: Job, status: str) -> None:
-        if status not in KNOWN_STATUSES and status not in self._unknown_logged:
+    def _decide(self, job: Job, photo, result: PhotoResult | None, state: JobState) -> None:
+        """Deliver a photo whose result is there; fail one that will never get a usable one."""
+        if result is not None and result.unusable_url:
+            fail_photo(self.ctx, photo, f"Studio gave a result URL we never fetch ({result.unusable_url[:80]})",
+                       job)
+        elif result is not None and result.result_url:
+            self._schedule(job, photo, result.result_url, state)
+        elif state.failed:
+            fail_photo(self.ctx, photo, f"Studio reports job {job.name} {state.status}", job)
+        elif self._overdue(job):
+            limit = self.ctx.watch(job.watch).delivery_timeout_seconds
+            fail_photo(self.ctx, photo, f"Studio did not deliver a result within {describe_duration(limit)}", job)
+
+    def _results(self, job: Job, state: JobState, photos: list) -> dict[int | None, PhotoResult]:
+        """Return the results of the job's waiting photos: from the job's answer where it carries them,
+        else from `GET photos/{id}` (the call every official client reads a result from).
+
+        Photos are asked for one by one once the job is finished, and now and
+        then before (status words other than `completed` are not assumed).
+        """
+        embedded = state.photos or {}
+        results: dict[int | None, PhotoResult] = {k: v for k, v in embedded.items()
+                                                  if v.result_url or v.unusable_url}
+        missing = [p for p in photos if p.studio_id not in results and p.studio_id is not None]
+        if not missing or not (state.terminal or self._photo_look_due(job)):
+            return results
+        for photo in missing:
+            if not self._has_watch_running(photo.watch):
+                continue
+            try:
+                results[photo.studio_id] = self.ctx.studio.read_photo(int(photo.studio_id))
+            except NotFoundError as exc:
+                photo_step_failed(self.ctx, photo, exc, "looking for the result", job)
+        return results
+
+    def _photo_look_due(self, job: Job) -> bool:
+        now = time.monotonic()
+        if self._photo_looks.get(job.id, 0.0) > now:
+            return False
+        self._photo_looks[job.id] = now + max(PHOTO_LOOK_SECONDS, 4 * self.ctx.config.poll_interval_seconds)
+        return True
+
+    def _has_watch_running(self, name: str) -> bool:
+        return self.ctx.has_watch(name) and name not in self.ctx.paused_watches
+
+    def _note_status(self, job: Job, state: JobState) -> None:
+        status = state.status
+        if not state.terminal and status not in KNOWN_STATUSES and status not in self._unknown_logged:
             self._unknown_logged.add(status)
-            log.warning("Studio reports an unknown job status %r (job %s); treating it as not finished",
+            log.warning("Studio reports a job status we do not know, %r (job %s); treating it as not finished",
                         status, job.name)
         if status != job.studio_status:
             self.ctx.ledger.update_job(job.id, studio_status=status)
-        if status in ("queued", "pending"):
+        no_results = not any(p.result_url for p in (state.photos or {}).values())
+        if not state.terminal and no_results:
             self._log_queue_length(job)
 
     def _log_queue_length(self, job: Job) -> None:
@@ -131,45 +176,39 @@ class Deliveries:
             ahead = self.ctx.studio.jobs_in_front(int(job.studio_id))
         except StudioError:
             return
-        if self._in_front.get(job.id) != ahead:
-            self._in_front[job.id] = ahead
-            self.ctx.ledger.update_job(job.id, jobs_in_front=ahead)
-            if ahead:
-                log.info("%s: job %s waits behind %d other job(s) at Studio", job.watch, job.name, ahead)
-            else:
-                log.info("%s: job %s is next in line at Studio", job.watch, job.name)
+        if ahead is None or self._in_front.get(job.id) == ahead:
+            return
+        self._in_front[job.id] = ahead
+        self.ctx.ledger.update_job(job.id, jobs_in_front=ahead)
+        if ahead:
+            log.info("%s: job %s waits behind %d other job(s) at Studio", job.watch, job.name, ahead)
+        else:
+            log.info("%s: job %s is next in line at Studio", job.watch, job.name)
 
     def _overdue(self, job: Job) -> bool:
         limit = self.ctx.watch(job.watch).delivery_timeout_seconds if self.ctx.has_watch(job.watch) else None
         return limit is not None and job.queued_at is not None and time.time() - job.queued_at > limit
 
-    def _fail(self, photo, reason: str) -> None:
-        self.ctx.ledger.update_photo(photo.id, state="failed", reason=reason)
-        log.error("%s: %s failed: %s", photo.watch, photo.rel_path, reason,
-                  extra=fields(photo.watch, photo=photo.rel_path))
-
-    def _schedule(self, job: Job, photo, url: str | None, remote: dict) -> None:
-        if photo.id in self._inflight or not self.ctx.has_watch(photo.watch):
+    def _schedule(self, job: Job, photo, url: str | None, state: JobState) -> None:
+        if photo.id in self._inflight or not self._has_watch_running(photo.watch):
             return
         if url is None:  # delivered: only the original is left to handle
-            self._inflight[photo.id] = self._pool.submit(
-                finish_original, self.ctx, self.ctx.watch(photo.watch), photo)
+            self._inflight[photo.id] = self._pool.submit(finish_delivered, self.ctx, photo)
             return
-        look = self._look_for(job, remote)
-        self._inflight[photo.id] = self._pool.submit(deliver_photo, self.ctx, photo, url, look)
+        look = self._look_for(job, state)
+        self._inflight[photo.id] = self._pool.submit(deliver_guarded, self.ctx, photo, url, look)
 
-    def _look_for(self, job: Job, remote: dict) -> JobLook:
+    def _look_for(self, job: Job, state: JobState) -> JobLook:
         """Return the job's profile and its background photos, fetched once per job."""
         if job.id not in self._looks:
-            profile = remote.get("profile") or self.ctx.studio.get_profile(int(job.profile_id))
+            profile = dict(state.profile) if state.profile else self.ctx.studio.get_profile(int(job.profile_id))
             if "photos" not in profile:
-                profile = self.ctx.studio.get_profile(int(profile["id"]))
-            backgrounds = [p for p in profile.get("photos") or [] if p.get("jobId") is None and p.get("originalUrl")]
+                profile = self.ctx.studio.get_profile(int(profile.get("id") or job.profile_id))
+            backgrounds = profile_backgrounds(profile)
             self._looks[job.id] = JobLook(
                 profile=profile,
-                background_stems=[Path(str(p.get("name") or f"background {i + 1}")).stem
-                                  for i, p in enumerate(backgrounds)],
-                backgrounds=[self._fetch_background(p["originalUrl"]) for p in backgrounds])
+                background_stems=[Path(name or f"background {i + 1}").stem for i, (name, _) in enumerate(backgrounds)],
+                backgrounds=[self._fetch_background(url) for _, url in backgrounds])
         return self._looks[job.id]
 
     def _fetch_background(self, url: str) -> pyvips.Image:
@@ -184,45 +223,11 @@ class Deliveries:
             del self._inflight[photo_id]
             try:
                 future.result()
-                self._clear_disk_notice(photo_id)
-            except StudioError as exc:
-                log.warning("delivery of photo row %s hit Studio trouble (%s); will try again", photo_id, exc)
-            except OSError as exc:
-                self._disk_trouble(photo_id, exc)
-            except Exception as exc:  # noqa: BLE001 - a bad result: retried, then failed with its reason
-                self._bad_result(photo_id, exc)
+            except Exception:  # noqa: BLE001 - deliver_guarded settles every error; this is a bug
+                log.exception("delivery of photo row %s crashed; it will be tried again", photo_id)
             self._close_after(photo_id)
             if wakeup is not None:
                 wakeup.set()
-
-    def _disk_trouble(self, photo_id: int, exc: OSError) -> None:
-        """The output disk refused a write (full, read-only, permissions): keep the photo, say so, retry.
-
-        Studio keeps results for about two weeks, so nothing is lost by
-        waiting for a person to free space or fix permissions.
-        """
-        photo = self.ctx.ledger.get_photo(photo_id)
-        watch = photo.watch if photo else "?"
-        message = (f"cannot write outputs to {self.ctx.watch(watch).output if self.ctx.has_watch(watch) else '?'}: "
-                   f"{exc.strerror or exc}; will try again")
-        if self.ctx.ledger.set_notice(f"output:{watch}", message):
-            log.error("%s: %s (first seen with %s)", watch, message, photo.rel_path if photo else photo_id)
-
-    def _clear_disk_notice(self, photo_id: int) -> None:
-        photo = self.ctx.ledger.get_photo(photo_id)
-        if photo is not None and self.ctx.ledger.clear_notice(f"output:{photo.watch}"):
-            log.info("%s: outputs can be written again", photo.watch)
-
-    def _bad_result(self, photo_id: int, exc: Exception) -> None:
-        """A result that does not decode may be a damaged transfer: fetch it again, up to 3 times."""
-        photo = self.ctx.ledger.get_photo(photo_id)
-        self._bad_results[photo_id] = self._bad_results.get(photo_id, 0) + 1
-        if self._bad_results[photo_id] < 3:
-            log.warning("%s: the result for %s could not be used (%s); fetching it again",
-                        photo.watch, photo.rel_path, exc)
-            return
-        log.error("%s: giving up on the result for %s: %s", photo.watch, photo.rel_path, exc)
-        self._fail(photo, f"Studio's result could not be used: {exc}")
 
     def _close_after(self, photo_id: int) -> None:
         """Once a photo's delivery ends, finish its job if that was the last one (no need to wait a poll)."""

@@ -11,6 +11,7 @@ from typing import Callable
 
 from skylab_watch.config import Config, WatchConfig
 from skylab_watch.ledger import Ledger
+from skylab_watch.pipeline.outcomes import Deferrals, StudioHealth
 from skylab_watch.studio import StudioClient
 
 log = logging.getLogger("skylab_watch")
@@ -33,6 +34,11 @@ class CreditGate:
     _closed_until: float = 0.0
     _paused: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        # A notice left by an earlier run still stands until a call succeeds: remember it, so the
+        # first success clears it (a notice must end with its cause, restart or not).
+        self._paused = CREDITS_NOTICE in self.ledger.notices()
 
     def is_open(self) -> bool:
         """Return True when credit-spending calls may be tried now."""
@@ -78,6 +84,12 @@ class Context:
     credits: CreditGate
     staging_dir: Path
     clock: Callable[[], float] = time.time
+    # Passing faults are retried for this long (retry.give_up_after_hours) before a photo fails.
+    give_up_seconds: float = 24 * 3600.0
+    deferrals: Deferrals = field(default_factory=Deferrals)
+    health: StudioHealth = field(default_factory=StudioHealth)
+    # Watches whose input folder is gone (a share unmounted): nothing of theirs is read or finished.
+    paused_watches: set[str] = field(default_factory=set)
 
     def watch(self, name: str) -> WatchConfig:
         """Return the configuration of a watch by name."""

@@ -8,6 +8,7 @@ redo after a crash replaces its own files instead of writing `(1)` copies.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -21,7 +22,11 @@ from skylab_watch import imaging, outputs
 from skylab_watch.config import WatchConfig
 from skylab_watch.ledger import Photo
 from skylab_watch.logs import fields
+from skylab_watch.pipeline import failures
 from skylab_watch.pipeline.context import Context
+from skylab_watch.pipeline.outcomes import (
+    DISK_TROUBLE, OutputUnwritable, UnsupportedResultUrl, UnusableResult, WatchUnavailable,
+)
 from skylab_watch.studio import UrlExpiredError
 
 log = logging.getLogger("skylab_watch")
@@ -36,8 +41,31 @@ class JobLook:
     backgrounds: list[pyvips.Image]
 
 
+def deliver_guarded(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
+    """Deliver a photo (see `deliver_photo`); every error goes through the outcome table. Return its state."""
+    try:
+        return deliver_photo(ctx, photo, url, look)
+    except Exception as exc:  # noqa: BLE001 - the outcome table decides, one place for every stage
+        failures.photo_step_failed(ctx, photo, exc, "delivery")
+        fresh = ctx.ledger.get_photo(photo.id)
+        return fresh.state if fresh is not None else "gone"
+
+
+def finish_delivered(ctx: Context, photo: Photo) -> str:
+    """Act on the original of a photo whose outputs are written; errors go through the outcome table."""
+    try:
+        return finish_original(ctx, ctx.watch(photo.watch), photo)
+    except Exception as exc:  # noqa: BLE001 - the outcome table decides
+        failures.photo_step_failed(ctx, photo, exc, f"{ctx.watch(photo.watch).after_success} of the original")
+        return "delivered"
+
+
 def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
-    """Write the outputs of a processed photo, then act on its original; return the new state."""
+    """Write the outputs of a processed photo, then act on its original; return the new state.
+
+    The original is left alone while its watch is paused (its share is
+    gone): the photo stays `delivered` until the share is back.
+    """
     photo = ctx.ledger.get_photo(photo.id)
     if photo.state not in ("queued", "delivering"):
         return photo.state
@@ -45,16 +73,36 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
     watch = ctx.watch(photo.watch)
     download = _download(ctx, photo, url)
     try:
-        retouched = imaging.load_checked(download)
+        retouched = _load_result(download)
         written = [_write_output(ctx, watch, photo, plan, retouched, look)
                    for plan in imaging.plan_outputs(look.profile, Path(photo.rel_path).suffix,
                                                     look.background_stems)]
     finally:
         download.unlink(missing_ok=True)
-    ctx.ledger.update_photo(photo.id, state="delivered", reason=None)
+    ctx.ledger.update_photo(photo.id, state="delivered", reason=None, trouble_since=None)
+    failures.step_succeeded(ctx, photo)
+    _outputs_writable_again(ctx, watch.name)
     log.info("%s: wrote %s for %s", watch.name, ", ".join(str(p) for p in written), photo.rel_path,
              extra=fields(watch.name, photo=photo.rel_path))
+    if watch.name in ctx.paused_watches:
+        log.info("%s: %s is delivered; its original is handled once the watch's folder is back",
+                 watch.name, photo.rel_path)
+        return "delivered"
     return finish_original(ctx, watch, ctx.ledger.get_photo(photo.id))
+
+
+def _load_result(path: Path) -> pyvips.Image:
+    """Decode a downloaded result; a file that does not decode is an unusable result (fetched again)."""
+    try:
+        return imaging.load_checked(path)
+    except pyvips.Error as exc:
+        raise UnusableResult(f"the result does not decode as an image ({str(exc).splitlines()[0]})") from exc
+
+
+def _outputs_writable_again(ctx: Context, watch: str) -> None:
+    """A write went through: end the watch's "cannot write outputs" notice, if it had one."""
+    if ctx.ledger.clear_notice(f"output:{watch}"):
+        log.info("%s: outputs can be written again", watch)
 
 
 def _download(ctx: Context, photo: Photo, url: str) -> Path:
@@ -67,10 +115,12 @@ def _download(ctx: Context, photo: Photo, url: str) -> Path:
         except UrlExpiredError:
             log.info("%s: download link for %s expired; asking Studio for a fresh one", photo.watch,
                      photo.rel_path)
-            fresh = ctx.studio.get_photo(int(photo.studio_id)).get("retouchedUrl")
-            if not fresh:
+            fresh = ctx.studio.read_photo(int(photo.studio_id))
+            if fresh.unusable_url:
+                raise UnsupportedResultUrl(f"Studio gave a result URL we never fetch ({fresh.unusable_url[:80]})")
+            if not fresh.result_url:
                 raise
-            ctx.studio.download(fresh, sink)
+            ctx.studio.download(fresh.result_url, sink)
         sink.flush()
     return target
 
@@ -85,9 +135,14 @@ def _write_output(ctx: Context, watch: WatchConfig, photo: Photo, plan: imaging.
                     watch.name, wanted, photo.rel_path, dest.name)
     image = imaging.render(plan, retouched, look.backgrounds)
     strip = bool(look.profile.get("enableStripPngMetadata"))
-    size, sha = outputs.write_atomically(
-        dest, lambda tmp: imaging.save(image, tmp, plan.fmt, strip_metadata=strip and plan.fmt == "png"),
-        tag=str(photo.id), check=imaging.load_checked)
+    try:
+        size, sha = outputs.write_atomically(
+            dest, lambda tmp: imaging.save(image, tmp, plan.fmt, strip_metadata=strip and plan.fmt == "png"),
+            tag=str(photo.id), check=imaging.load_checked)
+    except OSError as exc:
+        raise output_error(exc) from exc
+    except pyvips.Error as exc:
+        raise UnusableResult(f"the result could not be rendered ({str(exc).splitlines()[0]})") from exc
     ctx.ledger.record_output(photo.id, str(dest), size, sha)
     return dest
 
@@ -126,10 +181,26 @@ def _free_for(ctx: Context, photo: Photo, path: Path) -> bool:
     return not os.path.lexists(path)
 
 
+def output_error(exc: OSError) -> OSError:
+    """Given a failed output write, return the error that says whose it is: the disk's (wait) or the name's."""
+    if exc.errno in DISK_TROUBLE:
+        return OutputUnwritable(exc.errno, exc.strerror, exc.filename)
+    return exc
+
+
 def finish_original(ctx: Context, watch: WatchConfig, photo: Photo) -> str:
-    """Keep, archive or delete the original, only now that its outputs are on disk; return 'done'."""
+    """Keep, archive or delete the original, only now that its outputs are on disk; return 'done'.
+
+    Raises WatchUnavailable while the watch's folder is gone: a photo is
+    `done` only once its after_success action has really happened.
+    """
+    if not (os.path.isdir(watch.input) and os.access(watch.input, os.R_OK | os.X_OK)):
+        raise WatchUnavailable(errno.ENOENT, f"the watch's folder {watch.input} is gone or unreadable")
     original = watch.input / photo.rel_path
     action = watch.after_success
+    if action != "keep" and not os.path.lexists(original):
+        log.warning("%s: %s is no longer there; nothing to %s", watch.name, photo.rel_path, action)
+        action = "keep"
     if action == "archive" and not _still_this_version(original, photo):
         log.info("%s: %s changed since it was sent; leaving it in place", watch.name, photo.rel_path)
         action = "keep"
@@ -141,7 +212,8 @@ def finish_original(ctx: Context, watch: WatchConfig, photo: Photo) -> str:
             log.info("%s: deleted the original %s (its outputs are safely written)", watch.name, photo.rel_path)
         else:
             log.info("%s: %s changed while being finished; leaving it in place", watch.name, photo.rel_path)
-    ctx.ledger.update_photo(photo.id, state="done")
+    ctx.ledger.update_photo(photo.id, state="done", trouble_since=None)
+    failures.step_succeeded(ctx, photo)
     return "done"
 
 

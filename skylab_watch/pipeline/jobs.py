@@ -1,10 +1,11 @@
 """Job steps that talk to Studio: create a closed job, queue a fully uploaded one,
 delete one left empty.
 
-Intent before the call is the job's state itself: `closed` means "its name is
-reserved, it may or may not exist in Studio yet", `queueing` means "the queue
-call may or may not have reached Studio". Both are resolved by asking Studio
-(find by name, get job) before acting again.
+Intent before the call is the job's state itself: `creating` means "a create
+call may have reached Studio", `queueing` means "the queue call may or may
+not have reached Studio". Both are resolved by asking Studio (find by name,
+get job) before acting again; a `closed` job was never sent, so it is created
+without a look-up.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import logging
 from skylab_watch.ledger import Job
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
-from skylab_watch.studio import InvalidRequestError, NotFoundError, TransportError
+from skylab_watch.studio import InvalidRequestError, NotFoundError, ServerError, TransportError
+from skylab_watch.studio.records import job_state as job_state_of
 from skylab_watch.studio.upload import delete_quietly
 
 log = logging.getLogger("skylab_watch")
@@ -24,29 +26,39 @@ UPLOAD_SETTLED = ("uploaded", "failed", "superseded")
 
 
 def create_closed_job(ctx: Context, job: Job) -> None:
-    """Create a closed job in Studio (or adopt the one a previous run created); record its id."""
+    """Create a closed job in Studio (or adopt the one a previous run created); record its id.
+
+    The name is looked up first only when an earlier create's outcome is
+    unknown (a create after the job was first closed, or after a restart).
+    A 5xx or a lost answer is followed by a look-up by name, and the job is
+    created if it is absent; a refusal (422) stands and is the caller's to
+    report.
+    """
     if job.studio_id is not None:
         ctx.ledger.update_job(job.id, state="created")
         return
-    existing = ctx.studio.find_job_by_name(job.name)
+    existing = ctx.studio.read_job_by_name(job.name) if job.state == "creating" else None
     if existing is None:
+        ctx.ledger.update_job(job.id, state="creating")  # intent: from here a create may have happened
         try:
-            existing = ctx.studio.create_job(job.name, int(job.profile_id))
-        except InvalidRequestError:
-            existing = ctx.studio.find_job_by_name(job.name)
-            if existing is None:
+            existing = job_state_of(ctx.studio.create_job(job.name, int(job.profile_id)))
+        except (InvalidRequestError, ServerError, TransportError) as exc:
+            existing = ctx.studio.read_job_by_name(job.name)
+            if existing is None and isinstance(exc, InvalidRequestError):
                 raise
-        except TransportError as exc:
-            if exc.sent:
-                log.info("%s: no answer while creating job %s; will look it up by name", job.watch, job.name)
-            raise
+            if existing is None:
+                log.info("%s: job %s not found after an unclear answer (%s); creating it", job.watch,
+                         job.name, exc)
+                existing = job_state_of(ctx.studio.create_job(job.name, int(job.profile_id)))
         ctx.credits.succeeded()
-        log.info("%s: created job %s in Studio (job %s)", job.watch, job.name, existing["id"],
+        log.info("%s: created job %s in Studio (job %s)", job.watch, job.name, existing.id,
                  extra=fields(job.watch, job.name))
     else:
         log.info("%s: found job %s already in Studio (job %s); not creating it again",
-                 job.watch, job.name, existing["id"])
-    ctx.ledger.update_job(job.id, state="created", studio_id=int(existing["id"]))
+                 job.watch, job.name, existing.id)
+    ctx.health.succeeded()
+    ctx.ledger.update_job(job.id, state="created", studio_id=existing.id, studio_type=existing.kind,
+                          studio_status=existing.status)
 
 
 def upload_finished(ctx: Context, job: Job) -> bool:
@@ -55,7 +67,12 @@ def upload_finished(ctx: Context, job: Job) -> bool:
 
 
 def queue_uploaded_job(ctx: Context, job: Job) -> None:
-    """Queue a job whose uploads are settled; delete it instead if none of its photos made it."""
+    """Queue a job whose uploads are settled; delete it instead if none of its photos made it.
+
+    The job's photos are listed (to remove records we do not stand behind)
+    only when something went wrong during its uploads or a queue call may
+    already have happened: a clean job is queued in one call.
+    """
     photos = ctx.ledger.photos_of_job(job.id)
     uploaded = [p for p in photos if p.state == "uploaded"]
     if not uploaded:
@@ -64,7 +81,8 @@ def queue_uploaded_job(ctx: Context, job: Job) -> None:
     if job.state == "queueing" and _already_queued(ctx, job):
         _record_queued(ctx, job, len(uploaded))
         return
-    remove_orphan_records(ctx, job, {p.studio_id for p in uploaded})
+    if job.state == "queueing" or any(p.attempts > 1 or p.state != "uploaded" for p in photos):
+        remove_orphan_records(ctx, job, {p.studio_id for p in uploaded})
     ctx.ledger.update_job(job.id, state="queueing")
     callback = ctx.config.callback.public_url if ctx.config.callback else None
     try:
@@ -73,6 +91,7 @@ def queue_uploaded_job(ctx: Context, job: Job) -> None:
         if not _already_queued(ctx, job):
             raise
     ctx.credits.succeeded()
+    ctx.health.succeeded()
     _record_queued(ctx, job, len(uploaded))
 
 
@@ -86,9 +105,16 @@ def _record_queued(ctx: Context, job: Job, count: int) -> None:
 
 
 def _already_queued(ctx: Context, job: Job) -> bool:
-    """Ask Studio whether the job left `pending` (a queue call whose answer we lost)."""
-    status = str(ctx.studio.get_job(int(job.studio_id)).get("status", "")).lower()
-    return status not in ("", "pending")
+    """Ask Studio whether the job was queued (a queue call whose answer we lost, or a 422 on queue).
+
+    No status word is assumed but `completed` and the failed family: the job
+    left its not-queued state if its status differs from the one it had when
+    it was created, if it is terminal, or if any photo already has a result.
+    """
+    state = ctx.studio.read_job(int(job.studio_id))
+    if state.terminal or (job.studio_status is not None and state.status != job.studio_status):
+        return True
+    return any(p.result_url for p in (state.photos or {}).values())
 
 
 def remove_orphan_records(ctx: Context, job: Job, keep: set[int | None]) -> int:
@@ -115,15 +141,3 @@ def delete_empty_job(ctx: Context, job: Job) -> None:
             pass
     ctx.ledger.update_job(job.id, state="deleted", reason="no photo of the job could be uploaded")
     log.warning("%s: deleted job %s: none of its photos could be uploaded", job.watch, job.name)
-
-
-def job_vanished(ctx: Context, job: Job) -> None:
-    """Studio no longer knows the job (deleted in the web app?): fail what waited on it, so `retry` can resend."""
-    reason = f"job {job.name} no longer exists at Studio (deleted?)"
-    with ctx.ledger.transaction():
-        for photo in ctx.ledger.photos_of_job(job.id):
-            if photo.state in ("batched", "uploading", "uploaded", "queued", "delivering"):
-                ctx.ledger.update_photo(photo.id, state="failed", reason=reason)
-        ctx.ledger.update_job(job.id, state="failed", reason=reason, finished_at=ctx.clock())
-    log.error("%s: %s; its photos are marked failed (skylab-watch retry sends them again)", job.watch, reason,
-              extra=fields(job.watch, job.name))

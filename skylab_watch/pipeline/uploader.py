@@ -1,106 +1,128 @@
 """Uploading one photo: find or create its Studio record, PUT its bytes.
 
-The photo's state is the intent: `uploading` is set (and the attempt counted)
+The photo's state is the intent: `uploading` is set (and the try counted)
 before any call, so a later pass knows a record may already exist and lists
-the job's photos before creating one again. A record found with an
-`originalUrl` already holds our bytes: the upload is recorded as done.
+the job's photos before creating one again. Proof of upload is our own
+successful PUT, recorded here: no answer field of Studio's is taken for it.
+Every failure goes through the outcome table (`failures.photo_step_failed`).
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 from skylab_watch.ledger import Job, Photo
 from skylab_watch.logs import fields
+from skylab_watch.pipeline import failures
 from skylab_watch.pipeline.context import Context
-from skylab_watch.studio import (
-    BadDigestError, InvalidRequestError, OutOfCreditsError, ServerError, StudioError, TransportError,
-)
+from skylab_watch.pipeline.outcomes import FileChanged, FileVanished, Outcome, WatchUnavailable
+from skylab_watch.studio import BadDigestError, InvalidRequestError, ServerError, TransportError
 from skylab_watch.studio.upload import delete_quietly, send_photo_bytes
 
 log = logging.getLogger("skylab_watch")
-
-MAX_UPLOAD_ATTEMPTS = 3
-
-
-class FileChanged(Exception):
-    """The file's bytes no longer match the hash recorded for this version."""
 
 
 def upload_photo(ctx: Context, photo: Photo) -> str:
     """Upload one batched photo of a created job; return its new state.
 
-    Out of credits is raised to the caller (it pauses, nothing fails). Other
-    errors the retry policy gave up on count an attempt; after
-    MAX_UPLOAD_ATTEMPTS the photo is failed with the reason, its record deleted.
+    A passing fault leaves it `uploading` (deferred with backoff); a
+    permanent one fails it at once, its Studio record deleted.
     """
     photo = ctx.ledger.get_photo(photo.id)
-    job = ctx.ledger.get_job(photo.job_id)
-    if photo.state not in ("batched", "uploading") or job is None or job.studio_id is None:
-        return photo.state
+    job = ctx.ledger.get_job(photo.job_id) if photo is not None and photo.job_id is not None else None
+    if photo is None or photo.state not in ("batched", "uploading") or job is None or job.studio_id is None:
+        return photo.state if photo is not None else "gone"
     if not ctx.ledger.claim_photo(photo.id, ("batched", "uploading"), "uploading", attempts=photo.attempts + 1):
         return ctx.ledger.get_photo(photo.id).state  # superseded meanwhile: leave it alone
     try:
         return _upload(ctx, photo, job)
-    except OutOfCreditsError:
-        ctx.ledger.update_photo(photo.id, attempts=photo.attempts)  # not the photo's fault: no attempt used
-        raise
-    except FileChanged:
-        return _supersede(ctx, photo, job)
-    except StudioError as exc:
-        return _upload_failed(ctx, photo, job, exc)
-    except OSError as exc:
-        return _fail(ctx, photo, job, f"cannot read the file: {exc.strerror or exc}")
+    except Exception as exc:  # noqa: BLE001 - the outcome table decides, one place for every stage
+        outcome = failures.photo_step_failed(ctx, photo, exc, "upload", job)
+        if outcome is Outcome.SUPERSEDE:
+            return _supersede(ctx, photo, job)
+        if outcome is Outcome.FAIL_ITEM:
+            _delete_record(ctx, photo)
+            return "failed"
+        return "uploading"
 
 
 def _upload(ctx: Context, photo: Photo, job: Job) -> str:
     data = _read_bytes(ctx, photo)
-    earlier_try = photo.attempts > 0
-    studio_id = photo.studio_id or (_find_record(ctx, photo, job) if earlier_try else None)
-    if studio_id is not None and _record_has_bytes(ctx, studio_id):
-        return _uploaded(ctx, photo, job, studio_id, resumed=True)
+    studio_id = photo.studio_id
+    if studio_id is None and photo.attempts > 0:
+        studio_id = _find_record(ctx, photo, job)  # an earlier try may have created it: list before create
     if studio_id is None:
         studio_id = _create_record(ctx, photo, job)
     md5_b64 = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
     try:
-        send_photo_bytes(ctx.studio, studio_id, data, md5_b64)
+        send_photo_bytes(ctx.studio, studio_id, data, md5_b64, regular_job=_regular(ctx, job))
     except BadDigestError:
         _read_bytes(ctx, photo)  # raises FileChanged if the file moved on since it was hashed
         raise
     return _uploaded(ctx, photo, job, studio_id)
 
 
+def _regular(ctx: Context, job: Job) -> bool:
+    """Return True for a `regular` job (uploads then carry the S3 tagging), asking Studio once if unknown."""
+    if job.studio_type is None:
+        kind = ctx.studio.read_job(int(job.studio_id)).kind or ""
+        ctx.ledger.update_job(job.id, studio_type=kind)
+        return kind == "regular"
+    return job.studio_type == "regular"
+
+
 def _create_record(ctx: Context, photo: Photo, job: Job) -> int:
     """Create the photo's Studio record and record its id.
 
     A refusal (422: name taken) or a lost answer may mean an earlier try did
-    create it: look the name up before giving up, never create it twice.
+    create it: look the name up first, never create it twice. A record still
+    absent after an ambiguous failure (5xx, no answer) is created now; after a
+    refusal, the refusal stands.
     """
     try:
         record = ctx.studio.create_photo(photo.studio_name, job_id=int(job.studio_id))
-    except (InvalidRequestError, ServerError, TransportError):
+    except (InvalidRequestError, ServerError, TransportError) as exc:
         found = _find_record(ctx, photo, job)
-        if found is None:
+        if found is not None:
+            return found
+        if isinstance(exc, InvalidRequestError):
             raise
-        return found
+        log.info("%s: no photo record after an unclear answer (%s); creating it", failures.where(photo), exc)
+        record = ctx.studio.create_photo(photo.studio_name, job_id=int(job.studio_id))
     studio_id = int(record["id"])
     ctx.ledger.update_photo(photo.id, studio_id=studio_id)
     return studio_id
 
 
 def _read_bytes(ctx: Context, photo: Photo) -> bytes:
-    """Read what will be sent; raise FileChanged if the original no longer has the recorded content."""
-    watch = ctx.watch(photo.watch)
-    original = watch.input / photo.rel_path
-    data = original.read_bytes()
-    if hashlib.md5(data).hexdigest() != photo.md5:
-        raise FileChanged(str(original))
-    if photo.upload_path:
-        return Path(photo.upload_path).read_bytes()
-    return data
+    """Read what will be sent; raise FileChanged if the original no longer has the recorded content.
+
+    A read that fails because the watch's folder itself is gone (an unmounted
+    share) pauses the photo instead of failing it: the file is not lost.
+    """
+    root = ctx.watch(photo.watch).input
+    original = root / photo.rel_path
+    try:
+        data = original.read_bytes()
+        if hashlib.md5(data).hexdigest() != photo.md5:
+            raise FileChanged(str(original))
+        return Path(photo.upload_path).read_bytes() if photo.upload_path else data
+    except OSError as exc:
+        raise input_error(root, original, exc) from exc
+
+
+def input_error(root: Path, path: Path, exc: OSError) -> OSError:
+    """Given a failed read of an original, return the error that says whose fault it is."""
+    if not (os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK)):
+        return WatchUnavailable(exc.errno or errno.ENOENT, f"the watch's folder {root} is gone or unreadable")
+    if isinstance(exc, FileNotFoundError):
+        return FileVanished(errno.ENOENT, "the original was moved or deleted before it was sent", str(path))
+    return exc
 
 
 def _find_record(ctx: Context, photo: Photo, job: Job) -> int | None:
@@ -112,15 +134,12 @@ def _find_record(ctx: Context, photo: Photo, job: Job) -> int | None:
     return None
 
 
-def _record_has_bytes(ctx: Context, studio_id: int) -> bool:
-    return bool(ctx.studio.get_photo(studio_id).get("originalUrl"))
-
-
-def _uploaded(ctx: Context, photo: Photo, job: Job, studio_id: int, resumed: bool = False) -> str:
-    ctx.ledger.update_photo(photo.id, state="uploaded", studio_id=studio_id, reason=None)
+def _uploaded(ctx: Context, photo: Photo, job: Job, studio_id: int) -> str:
+    ctx.ledger.update_photo(photo.id, state="uploaded", studio_id=studio_id, reason=None, trouble_since=None)
     ctx.credits.succeeded()
-    how = "found already uploaded" if resumed else "uploaded"
-    log.info("%s: %s %s to job %s (photo %s)", photo.watch, how, photo.rel_path, job.name, studio_id,
+    ctx.health.succeeded()
+    failures.step_succeeded(ctx, photo)
+    log.info("%s: uploaded %s to job %s (photo %s)", photo.watch, photo.rel_path, job.name, studio_id,
              extra=fields(photo.watch, job.name, photo.rel_path))
     return "uploaded"
 
@@ -137,19 +156,8 @@ def _supersede(ctx: Context, photo: Photo, job: Job) -> str:
     return "superseded"
 
 
-def _upload_failed(ctx: Context, photo: Photo, job: Job, exc: StudioError) -> str:
-    if exc.retryable and photo.attempts + 1 < MAX_UPLOAD_ATTEMPTS:
-        log.warning("%s: upload of %s to job %s failed (%s); will try again", photo.watch,
-                    photo.rel_path, job.name, exc)
-        return "uploading"
-    return _fail(ctx, photo, job, f"upload failed: {exc}")
-
-
-def _fail(ctx: Context, photo: Photo, job: Job, reason: str) -> str:
+def _delete_record(ctx: Context, photo: Photo) -> None:
+    """A failed photo's Studio record holds no bytes we stand behind: delete it so the job stays clean."""
     fresh = ctx.ledger.get_photo(photo.id)
-    if fresh.studio_id is not None:
+    if fresh is not None and fresh.studio_id is not None:
         delete_quietly(ctx.studio, fresh.studio_id)
-    ctx.ledger.update_photo(photo.id, state="failed", reason=reason)
-    log.error("%s: could not send %s in job %s: %s", photo.watch, photo.rel_path, job.name, reason,
-              extra=fields(photo.watch, job.name, photo.rel_path))
-    return "failed"

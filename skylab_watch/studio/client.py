@@ -15,15 +15,16 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import Any, BinaryIO, Callable, Iterator, Mapping, TypeVar
 
 import requests
 
 from skylab_watch import __version__
 from skylab_watch.studio import http
 from skylab_watch.studio.errors import (
-    BadDigestError, NotFoundError, StoreError, StudioError, TransportError, UrlExpiredError, api_error,
+    BadDigestError, NotFoundError, ServerError, StoreError, StudioError, TransportError, UrlExpiredError, api_error,
 )
+from skylab_watch.studio.records import JobState, PhotoResult, job_state, jobs_in_front_of, photo_result
 from skylab_watch.studio.retry import RetryPolicy
 
 DEFAULT_URL = "https://studio.skylabtech.ai:443"
@@ -31,6 +32,8 @@ API_PREFIX = "/api/public/v1/"
 DEFAULT_TIMEOUT = (10.0, 60.0)
 CLIENT_HEADER = f"skylab-watch-{__version__}"
 REGULAR_JOB_TAGGING = "job=photo&api=true"
+
+T = TypeVar("T")
 
 
 class StudioClient:
@@ -132,12 +135,22 @@ class StudioClient:
         payload = {"callback_url": callback_url} if callback_url else {}
         return self.request("POST", f"jobs/{job_id}/queue", payload=payload)
 
-    def jobs_in_front(self, job_id: int) -> int:
-        """Return how many jobs the service will process before this one."""
-        answer = self.request("GET", f"jobs/{job_id}/jobs_in_front")
-        if isinstance(answer, dict):
-            answer = answer.get("jobsInFront", answer.get("jobs_in_front", 0))
-        return int(answer or 0)
+    def jobs_in_front(self, job_id: int) -> int | None:
+        """Return how many jobs the service will process before this one, or None if the answer holds no count."""
+        return jobs_in_front_of(self.request("GET", f"jobs/{job_id}/jobs_in_front"))
+
+    def read_job(self, job_id: int) -> JobState:
+        """Return what Studio says of a job, read tolerantly (see `records`)."""
+        return _parsed(job_state, self.get_job(job_id), "GET", f"jobs/{job_id}")
+
+    def read_job_by_name(self, name: str) -> JobState | None:
+        """Return what Studio says of the job called `name`, or None when there is none."""
+        answer = self.find_job_by_name(name)
+        return None if answer is None else _parsed(job_state, answer, "GET", "jobs/find_by_name")
+
+    def read_photo(self, photo_id: int) -> PhotoResult:
+        """Return a photo's result as `GET photos/{id}` tells it (the call every official client reads)."""
+        return _parsed(photo_result, self.get_photo(photo_id), "GET", f"photos/{photo_id}")
 
     def cancel_job(self, job_id: int) -> dict:
         """Cancel a job."""
@@ -236,6 +249,15 @@ class StudioClient:
                 except requests.exceptions.RequestException as exc:
                     raise TransportError(f"download broke off: {exc}", "GET", http.redact_url(url)) from exc
         return self.retry.call(attempt, "GET", what="download")
+
+
+def _parsed(parse: Callable[[Any], T], answer: Any, method: str, endpoint: str) -> T:
+    """Return `parse(answer)`; an answer without the fields we need is Studio trouble, not our crash."""
+    try:
+        return parse(answer)
+    except ValueError as exc:
+        # Garbled or cut short, like a proxy's error page: trouble on the service's side, worth retrying.
+        raise ServerError(f"unusable answer: {exc}", None, method, endpoint) from exc
 
 
 def _copy_chunks(chunks: Iterator[bytes], sink: BinaryIO) -> int:

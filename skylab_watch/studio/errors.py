@@ -8,6 +8,8 @@ HTTP status (None for transport errors) and the server's own message.
 
 from __future__ import annotations
 
+import re
+
 from skylab_watch.errors import SkylabWatchError
 
 
@@ -33,7 +35,7 @@ class AuthError(StudioError):
 
 
 class OutOfCreditsError(StudioError):
-    """402: the account has no credits. The request is fine; pause and try again later."""
+    """The account has no credits (402, or a refusal that says so). The request is fine; pause and retry later."""
 
 
 class NotFoundError(StudioError):
@@ -93,12 +95,27 @@ class UrlExpiredError(StoreError):
     """403 from the store: the presigned URL expired or its signature does not match. Ask for a fresh URL."""
 
 
-def _error_class_for(status: int) -> type[StudioError]:
-    """Given an HTTP status of a failed API call, return the error class for it."""
+_CREDITS_WORDS = re.compile(r"credit|balance|payment|insufficient funds|top.?up|billing", re.IGNORECASE)
+
+
+def is_out_of_credits(status: int, message: str) -> bool:
+    """Given a refused API call, return True when it means "the account has no credits".
+
+    Our assumption, not attested by any official client: a 402, or any other
+    refusal (4xx but 404 and 429) whose message speaks of credits, balance or
+    payment. Such a refusal pauses the work instead of failing the photo.
+    """
+    if status == 402:
+        return True
+    return 400 <= status < 500 and status not in (404, 429) and bool(_CREDITS_WORDS.search(message or ""))
+
+
+def _error_class_for(status: int, message: str) -> type[StudioError]:
+    """Given an HTTP status (and message) of a failed API call, return the error class for it."""
+    if is_out_of_credits(status, message):
+        return OutOfCreditsError
     if status in (401, 403):
         return AuthError
-    if status == 402:
-        return OutOfCreditsError
     if status == 404:
         return NotFoundError
     if status == 429:
@@ -110,7 +127,7 @@ def _error_class_for(status: int) -> type[StudioError]:
 
 def api_error(status: int, message: str, method: str, url: str, retry_after: float | None = None) -> StudioError:
     """Return the typed error for a failed API answer."""
-    cls = _error_class_for(status)
+    cls = _error_class_for(status, message)
     if cls is RateLimitedError:
         return RateLimitedError(message, status, method, url, retry_after=retry_after)
     error = cls(message, status, method, url)

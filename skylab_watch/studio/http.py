@@ -13,6 +13,7 @@ import re
 from typing import Any, Mapping
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from skylab_watch.studio.errors import TransportError
@@ -71,11 +72,16 @@ def send(session: requests.Session, method: str, url: str, timeout: tuple[float,
 
 
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
-    """Return True when the connection was never established (the request never left)."""
-    text = repr(exc)
-    markers = ("NewConnectionError", "Connection refused", "Name or service not known",
-               "nodename nor servname", "Failed to resolve", "No route to host", "Network is unreachable")
-    return any(m in text for m in markers)
+    """Return True when the connection was never established (the request never left).
+
+    Decided by exception type, as requests itself does: urllib3 wraps a failed
+    connect (refused, unreachable, name not resolved) in `NewConnectionError`
+    under `MaxRetryError.reason`; anything else may have reached the server.
+    """
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, urllib3.exceptions.MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
 def _short(exc: BaseException) -> str:
