@@ -95,7 +95,7 @@ def _load_result(path: Path) -> pyvips.Image:
     """Decode a downloaded result; a file that does not decode is an unusable result (fetched again)."""
     try:
         return imaging.load_checked(path)
-    except pyvips.Error as exc:
+    except (pyvips.Error, imaging.ImageError) as exc:
         raise UnusableResult(f"the result does not decode as an image ({str(exc).splitlines()[0]})") from exc
 
 
@@ -141,7 +141,7 @@ def _write_output(ctx: Context, watch: WatchConfig, photo: Photo, plan: imaging.
             tag=str(photo.id), check=imaging.load_checked)
     except OSError as exc:
         raise output_error(exc) from exc
-    except pyvips.Error as exc:
+    except (pyvips.Error, imaging.ImageError) as exc:
         raise UnusableResult(f"the result could not be rendered ({str(exc).splitlines()[0]})") from exc
     ctx.ledger.record_output(photo.id, str(dest), size, sha)
     return dest
