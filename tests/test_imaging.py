@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -464,3 +467,38 @@ def test_dual_background_replacement_of_6000x4000_png_writes_every_output_at_ful
 
 def test_24mp_source_keeps_its_metadata_unless_stripping_is_asked(camera):
     assert "xmp-data" in pyvips.Image.new_from_file(str(camera.cutout_24mp_png)).get_fields()
+
+
+_MEASURE_ONE_DELIVERY = """
+import sys
+from pathlib import Path
+from skylab_watch import imaging, outputs
+
+def peak_mb():
+    # VmHWM, not getrusage's ru_maxrss: that one keeps the forking parent's (pytest's) peak across exec.
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+result, background, out = (Path(arg) for arg in sys.argv[1:4])
+backgrounds = [imaging.load_background(background.read_bytes())]
+before = peak_mb()
+imaging.check_decodes(result)
+plan = imaging.OutputPlan(None, "jpg", imaging.COMPOSITE, 0)
+outputs.write_atomically(out, lambda tmp: imaging.write_output(plan, result, backgrounds, tmp),
+                         check=imaging.check_decodes)
+print(before, peak_mb())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from Linux's /proc")
+def test_24mp_background_replacement_adds_less_than_half_a_decoded_image_to_peak_memory(camera, tmp_path: Path):
+    # One decoded 6000x4000 RGBA image is 96 MB; the whole delivery (check the download,
+    # render, stream the JPEG out, check it) must stay well below that, measured in a
+    # fresh process so nothing else in the test run has raised the peak already.
+    out = tmp_path / "IMG_24mp.jpg"
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE_ONE_DELIVERY, str(camera.cutout_24mp_png), str(camera.bg_wide_jpg), str(out)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "VIPS_CONCURRENCY": "2"}, check=True)
+    before, peak = (float(v) for v in done.stdout.split())
+    assert pyvips.Image.new_from_file(str(out)).width == 6000
+    assert peak - before < 48, f"peak RSS rose by {peak - before:.0f} MB (from {before:.0f} MB to {peak:.0f} MB)"
