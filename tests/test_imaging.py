@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -502,3 +503,35 @@ def test_24mp_background_replacement_adds_less_than_half_a_decoded_image_to_peak
     before, peak = (float(v) for v in done.stdout.split())
     assert pyvips.Image.new_from_file(str(out)).width == 6000
     assert peak - before < 48, f"peak RSS rose by {peak - before:.0f} MB (from {before:.0f} MB to {peak:.0f} MB)"
+
+
+def truncated(source: Path, folder: Path) -> Path:
+    """Return a copy of the file cut off at two thirds, as an interrupted download leaves it."""
+    data = source.read_bytes()
+    broken = folder / f"broken{source.suffix}"
+    broken.write_bytes(data[: len(data) * 2 // 3])
+    return broken
+
+
+@pytest.mark.parametrize("name", ["retouched_4k_jpg", "cutout_4k_webp", "cutout_24mp_png"])
+def test_check_decodes_catches_truncation_of_camera_size_files_despite_reduced_decode(
+        camera, tmp_path: Path, name: str):
+    source = getattr(camera, name)
+    check_decodes(source)
+    with pytest.raises(ImageError, match="broken"):
+        check_decodes(truncated(source, tmp_path))
+
+
+def test_output_from_truncated_result_is_an_image_error_not_a_disk_error(camera, tmp_path: Path):
+    broken = truncated(camera.cutout_4k_png, tmp_path)
+    with pytest.raises(ImageError):
+        write_output(OutputPlan(None, "png", "cutout"), broken, [], tmp_path / "out.png")
+
+
+def test_disk_that_refuses_the_write_surfaces_as_oserror_with_its_errno():
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full, a device that answers every write with ENOSPC")
+    with pytest.raises(OSError) as caught:
+        save(camera_photo(800, 600), Path("/dev/full"), "png")
+    assert caught.value.errno == errno.ENOSPC
+    assert not isinstance(caught.value, ImageError)
