@@ -5,8 +5,15 @@ depends on the profile (see "Processing and outputs" in the Studio contract):
 a plain retouched file, a PNG cut-out, a flattened copy, or one composite per
 background photo. `plan_outputs` turns a profile into a list of `OutputPlan`s,
 `render` makes the image for one plan, `output_name` names its file and
-`save` writes it. `load_checked` is how the daemon proves a downloaded or
-written file decodes before it is renamed into place.
+`save` writes it; `write_output` does both from Studio's file in one pass.
+`check_decodes` is how the daemon proves a downloaded or written file decodes
+before it is renamed into place.
+
+Memory stays flat at camera sizes (24 MP and more): Studio's file is read
+sequentially, once per output, and streamed through the encoder into the
+file, so only a few scanlines are ever held, never the whole image; the
+check reads the stream without keeping it. libvips' operation cache is
+switched off on import (see `bound_operation_cache`).
 
 This module knows nothing about folders, temp files or the ledger; writing
 files atomically is `skylab_watch.outputs`'s job.
@@ -41,22 +48,90 @@ class ImageError(SkylabWatchError):
     """
 
 
+# --- libvips settings ---------------------------------------------------------
+
+def bound_operation_cache(max_operations: int = 0) -> None:
+    """Keep at most `max_operations` finished libvips operations (none by default).
+
+    libvips caches its last 100 operations, and a cached load holds on to
+    its decoded pixels (96 MB for a 24 MP cut-out) and to its open file, so
+    a deleted download's disk space is not given back; it would also hand a
+    second open of the same path the sequential image already read to its
+    end. The daemon never repeats an operation on the same pixels, so the
+    cache only costs memory.
+    """
+    pyvips.cache_set_max(max_operations)
+
+
+bound_operation_cache()
+
+
 # --- decoding ----------------------------------------------------------------
 
-def load_checked(path: Path) -> pyvips.Image:
-    """Given an image file, return it fully decoded in memory; raise ImageError if it is not.
+def open_streamed(path: Path) -> pyvips.Image:
+    """Given an image file, return it opened for one top-to-bottom read; raise ImageError if its header is unreadable.
+
+    Sequential access keeps a few scanlines in memory whatever the image's
+    size. The price: its pixels can be read once and in order (reading a
+    corner first gives "out of order read"), so open it again for each
+    output. With `fail_on="error"` a short or corrupt stream fails that read
+    instead of passing as a warning with grey rows.
+    """
+    try:
+        return pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error", revalidate=True)
+    except pyvips.Error as exc:
+        raise ImageError(f"{path}: cannot be decoded as an image ({_first_line(exc)})") from exc
+
+
+# Loader options for a cheaper decode that still reads the whole stream.
+# libvips' WebP loader holds the whole frame twice (100 MB for 12 MP) unless scaled.
+_REDUCED_DECODE = {"jpegload": {"shrink": 8}, "webpload": {"scale": 0.125}}
+
+
+def check_decodes(path: Path) -> None:
+    """Given an image file, return if its whole stream decodes; raise ImageError if it does not.
 
     libvips is lazy: opening a truncated file succeeds and the damage only
-    shows when the pixels are read. Decoding every pixel here, with
-    `fail_on="error"` so that libvips treats a short or corrupt stream as an
-    error rather than a warning, is what lets the daemon trust a download
+    shows when the pixels are read. This reads every byte of the stream once,
+    in order, keeping nothing: JPEG and WebP at 1/8 scale (the reduced
+    decode still reads and decodes every block of the stream, so truncation
+    and corruption are caught, at a fraction of the time or memory), PNG at
+    full size through a sequential pass whose memory does not grow with the
+    image. This is what lets the daemon trust a download, or its own output,
     before renaming it into place.
     """
     try:
-        image = pyvips.Image.new_from_file(str(path), fail_on="error")
-        return image.copy_memory()
+        loader = pyvips.Image.new_from_file(str(path), revalidate=True).get("vips-loader")
+        options = next((opts for prefix, opts in _REDUCED_DECODE.items() if loader.startswith(prefix)), {})
+        image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error", revalidate=True,
+                                           **options)
+        image.avg()
     except pyvips.Error as exc:
         raise ImageError(f"{path}: cannot be decoded as an image ({_first_line(exc)})") from exc
+
+
+def load_checked(path: Path) -> pyvips.Image:
+    """Given an image file, check that it decodes and return it opened for random access; raise ImageError if not.
+
+    For callers that must read pixels in any order (a test looking at a
+    corner); libvips decodes the pixels on first use. The daemon itself
+    renders through `write_output`, which never holds a whole image.
+    """
+    check_decodes(path)
+    return pyvips.Image.new_from_file(str(path), revalidate=True)
+
+
+def load_background(data: bytes) -> pyvips.Image:
+    """Given a background photo's bytes, return it decoded once into memory; raise ImageError if it cannot be.
+
+    A background serves every photo of a job, in any order, so it is held
+    decoded (75 MB for 5000x5000). Decoding sequentially into the copy avoids
+    a second, random-access decode buffer beside it (twice the memory).
+    """
+    try:
+        return pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error").copy_memory()
+    except pyvips.Error as exc:
+        raise ImageError(f"background photo cannot be decoded ({_first_line(exc)})") from exc
 
 
 def _first_line(exc: pyvips.Error) -> str:
@@ -134,22 +209,49 @@ def composite_over(cutout: pyvips.Image, background: pyvips.Image) -> pyvips.Ima
 def save(
     image: pyvips.Image, path: Path, fmt: str, strip_metadata: bool = False, quality: int = 92
 ) -> None:
-    """Write the image to exactly `path` in `fmt` (jpg, jpeg, png or webp); raise ImageError if it cannot be encoded.
+    """Stream the image to exactly `path` in `fmt` (jpg, jpeg, png or webp); raise ImageError if it cannot be made.
 
     The format comes from `fmt`, never from the path's suffix, because the
     daemon writes to a hidden temp name first. JPEG cannot hold alpha, so it
     is flattened over white. With `strip_metadata` no EXIF, XMP, ICC or PNG
-    text chunk is written. Disk errors surface as OSError.
+    text chunk is written. The encoder writes as it goes, so the encoded file
+    is never held in memory. A failure to read the pixels (a truncated
+    source) is an ImageError; a failure to write (disk full, read-only) is
+    the OSError itself, so callers can tell a bad image from a bad disk.
     """
     suffix = _suffix(fmt)
     if suffix == ".jpg":
         image = flatten(image)
     options = _save_options(suffix, strip_metadata, quality)
-    try:
-        data = image.write_to_buffer(suffix, **options)
-    except pyvips.Error as exc:
-        raise ImageError(f"{path}: cannot be encoded as {fmt} ({_first_line(exc)})") from exc
-    Path(path).write_bytes(data)
+    with open(path, "wb") as sink:
+        target, write_errors = _file_target(sink)
+        try:
+            image.write_to_target(target, suffix, **options)
+        except pyvips.Error as exc:
+            if write_errors:
+                raise write_errors[0] from None
+            raise ImageError(f"{path}: cannot be written as {fmt} ({_first_line(exc)})") from exc
+
+
+def _file_target(sink) -> tuple[pyvips.TargetCustom, list[OSError]]:
+    """Return a libvips target writing into an open file, and the list that will hold its write error.
+
+    libvips reports a failed write only as a generic error; keeping Python's
+    own OSError (with its errno) lets the caller treat a full disk as a disk
+    problem rather than a broken image.
+    """
+    errors: list[OSError] = []
+    target = pyvips.TargetCustom()
+
+    def on_write(chunk) -> int:
+        try:
+            return sink.write(chunk)
+        except OSError as exc:
+            errors.append(exc)
+            return -1
+
+    target.on_write(on_write)
+    return target, errors
 
 
 def _suffix(fmt: str) -> str:
@@ -262,6 +364,18 @@ def render(plan: OutputPlan, retouched: pyvips.Image, backgrounds: list[pyvips.I
         fitted = fit_background(backgrounds[plan.background_index], retouched.width, retouched.height)
         return composite_over(retouched, fitted)
     raise ValueError(f"unknown output kind {plan.kind!r}")
+
+
+def write_output(plan: OutputPlan, retouched: Path, backgrounds: list[pyvips.Image], path: Path,
+                 strip_metadata: bool = False) -> None:
+    """Given a plan and Studio's retouched file, render the output and stream it to exactly `path`.
+
+    Studio's file is opened afresh for one sequential read, so a 24 MP
+    output holds a few scanlines, not the image. Raise ImageError if the
+    file does not decode or the output cannot be encoded, OSError if the
+    disk refuses the write.
+    """
+    save(render(plan, open_streamed(retouched), backgrounds), path, plan.fmt, strip_metadata=strip_metadata)
 
 
 def output_name(stem: str, plan: OutputPlan) -> str:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pyvips
@@ -9,8 +14,8 @@ import pytest
 
 from skylab_watch.errors import SkylabWatchError
 from skylab_watch.imaging import (
-    ImageError, OutputPlan, composite_over, fit_background, flatten, has_alpha,
-    load_checked, output_name, plan_outputs, render, save, strips_metadata,
+    ImageError, OutputPlan, check_decodes, composite_over, fit_background, flatten, has_alpha,
+    load_background, load_checked, output_name, plan_outputs, render, save, strips_metadata, write_output,
 )
 
 RED = [200, 30, 40]
@@ -293,3 +298,240 @@ def test_load_checked_rejects_garbage(tmp_path: Path):
 def test_load_checked_rejects_missing_file(tmp_path: Path):
     with pytest.raises(ImageError):
         load_checked(tmp_path / "nope.png")
+
+
+# --- camera sizes ------------------------------------------------------------------
+# Issue 8: every output kind from a 4000x3000 JPEG original and a 6000x4000 PNG
+# original, with results as Studio sends them, written the way the daemon writes
+# them (`write_output`, one sequential read of Studio's file per output).
+
+SUBJECT = (40, 90, 160)
+BACKDROP = (215, 210, 200)
+
+
+def camera_photo(width: int, height: int, subject=SUBJECT, backdrop=BACKDROP) -> pyvips.Image:
+    """Return a photo-like RGBA image in memory: lit backdrop, elliptical subject (opaque alpha), film grain.
+
+    Drawn at 1/8 size and enlarged, so gradients are smooth and the mask's
+    edge is soft as in a real cut-out; the grain is a small noise tile
+    repeated, so a 24 MP image takes well under a second to make.
+    """
+    small_w, small_h = width // 8, height // 8
+    xy = pyvips.Image.xyz(small_w, small_h)
+    x, y = xy[0], xy[1]
+    light = x * (40.0 / small_w) + y * (30.0 / small_h) - 35
+    inside = ((x - small_w / 2) ** 2 / (0.3 * small_w) ** 2
+              + (y - small_h / 2) ** 2 / (0.35 * small_h) ** 2) < 1
+    small = inside.ifthenelse(light * -1 + list(subject), light + list(backdrop))
+    big = small.bandjoin(inside.ifthenelse(255, 0)).resize(8, kernel="linear")
+    grain = pyvips.Image.gaussnoise(509, 311, sigma=6).cast("char").copy_memory()
+    grain = grain.replicate(width // 509 + 1, height // 311 + 1).crop(0, 0, width, height)
+    rgb = (big[0:3] + grain).cast("uchar")
+    photo = rgb.bandjoin(big[3].cast("uchar")).copy(interpretation="srgb").copy_memory()
+    assert (photo.width, photo.height) == (width, height)
+    return photo
+
+
+class Camera:
+    """Studio's results and the profile's backgrounds at camera sizes, written once per module."""
+
+    def __init__(self, folder: Path):
+        small = camera_photo(4000, 3000)
+        self.cutout_4k_png = folder / "IMG_4k.png"  # extract result for IMG_4k.jpg
+        small.pngsave(str(self.cutout_4k_png), compression=1)
+        self.cutout_4k_webp = folder / "IMG_4k.webp"  # the same, as a WebP extract result
+        small.webpsave(str(self.cutout_4k_webp), Q=90, effort=0)
+        self.retouched_4k_jpg = folder / "IMG_4k.jpg"  # plain result for IMG_4k.jpg
+        small[0:3].jpegsave(str(self.retouched_4k_jpg), Q=92)
+        self.source_4k = small
+        large = camera_photo(6000, 4000, subject=(150, 60, 40))
+        self.cutout_24mp_png = folder / "IMG_24mp.png"  # extract result for IMG_24mp.png, with metadata
+        tagged(large).pngsave(str(self.cutout_24mp_png), compression=1)
+        self.source_24mp = large
+        self.bg_wide_jpg = folder / "beach.jpg"
+        camera_photo(1920, 1080, subject=(230, 200, 60), backdrop=(60, 130, 210))[0:3].jpegsave(
+            str(self.bg_wide_jpg))
+        self.bg_square_png = folder / "studio.png"
+        camera_photo(5000, 5000, subject=(30, 140, 60), backdrop=(90, 40, 110))[0:3].pngsave(
+            str(self.bg_square_png), compression=1)
+        self.backgrounds = [load_background(self.bg_wide_jpg.read_bytes()),
+                            load_background(self.bg_square_png.read_bytes())]
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory) -> Camera:
+    """Camera-size results and backgrounds, made once for all the tests below (about 5 s)."""
+    return Camera(tmp_path_factory.mktemp("camera"))
+
+
+def patch_mean(image: pyvips.Image, x: int, y: int, size: int = 16) -> list[float]:
+    """Return the mean of each colour band over a size x size patch (grain and JPEG noise average out)."""
+    patch = image.crop(x, y, size, size)
+    return [patch[band].avg() for band in range(3)]
+
+
+def near(actual: list[float], expected, tolerance: float) -> bool:
+    """Return True if every band is within tolerance."""
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
+def write(plan: OutputPlan, source: Path, backgrounds, folder: Path, strip: bool = False) -> pyvips.Image:
+    """Write one output the daemon's way, check it as the daemon does, and return it opened for random access."""
+    path = folder / output_name("out", plan)
+    write_output(plan, source, backgrounds, path, strip_metadata=strip)
+    check_decodes(path)
+    return pyvips.Image.new_from_file(str(path))
+
+
+def corners(image: pyvips.Image) -> list[tuple[int, int]]:
+    """Return the top-left corner of a 16 px patch in each corner of the image."""
+    right, bottom = image.width - 16, image.height - 16
+    return [(0, 0), (right, 0), (0, bottom), (right, bottom)]
+
+
+def test_extract_png_result_of_4000x3000_jpeg_gives_png_cutout_with_its_transparency(camera, tmp_path: Path):
+    (plan,) = plan_outputs({"enableExtract": True, "outputFileType": "jpg"}, ".jpg", [])
+    out = write(plan, camera.cutout_4k_png, [], tmp_path)
+    assert (out.width, out.height, out.bands) == (4000, 3000, 4)
+    assert out.get("vips-loader").startswith("pngload")
+    for x, y in corners(out):
+        assert out.extract_band(3).crop(x, y, 16, 16).max() == 0
+    assert out.extract_band(3).crop(1990, 1490, 20, 20).min() == 255
+    assert (out == camera.source_4k).min() == 255  # lossless: every pixel as Studio sent it
+
+
+def test_extract_webp_result_of_4000x3000_jpeg_gives_png_cutout_with_its_transparency(camera, tmp_path: Path):
+    (plan,) = plan_outputs({"enableExtract": True, "outputFileType": "webp"}, ".jpg", [])
+    out = write(plan, camera.cutout_4k_webp, [], tmp_path)
+    assert (out.width, out.height, out.bands) == (4000, 3000, 4)
+    assert out.get("vips-loader").startswith("pngload")
+    alpha = out.extract_band(3)
+    assert all(alpha.crop(x, y, 16, 16).max() == 0 for x, y in corners(out))
+    assert alpha.crop(1990, 1490, 20, 20).min() >= 250
+    assert near(patch_mean(out, 1992, 1492), patch_mean(camera.source_4k, 1992, 1492), 3)
+
+
+def test_plain_jpeg_result_of_4000x3000_jpeg_is_written_as_jpeg_at_full_size(camera, tmp_path: Path):
+    (plan,) = plan_outputs({"outputFileType": "jpg"}, ".jpg", [])
+    out = write(plan, camera.retouched_4k_jpg, [], tmp_path)
+    assert (out.width, out.height, out.bands) == (4000, 3000, 3)
+    assert out.get("vips-loader").startswith("jpegload")
+    for x, y in corners(out) + [(1992, 1492)]:
+        assert near(patch_mean(out, x, y), patch_mean(camera.source_4k, x, y), 3)
+
+
+def test_dual_output_of_4000x3000_jpeg_gives_cutout_and_jpeg_flattened_on_white(camera, tmp_path: Path):
+    profile = {"enableExtract": True, "dualFileOutput": True, "outputFileType": "jpg"}
+    cutout_plan, flat_plan = plan_outputs(profile, ".jpg", [])
+    cut = write(cutout_plan, camera.cutout_4k_png, [], tmp_path)  # the same file read twice, as delivery does
+    flat = write(flat_plan, camera.cutout_4k_png, [], tmp_path)
+    assert (cut.bands, flat.bands) == (4, 3)
+    assert (flat.width, flat.height) == (4000, 3000)
+    assert flat.get("vips-loader").startswith("jpegload")
+    assert all(near(patch_mean(flat, x, y), (255, 255, 255), 2) for x, y in corners(flat))
+    assert near(patch_mean(flat, 1992, 1492), patch_mean(camera.source_4k, 1992, 1492), 3)
+
+
+@pytest.mark.parametrize("index", [0, 1], ids=["1920x1080-jpeg", "5000x5000-png"])
+def test_background_replacement_of_4000x3000_jpeg_shows_background_where_cutout_is_clear(
+        camera, tmp_path: Path, index: int):
+    profile = {"enableExtract": True, "replaceBackground": True, "outputFileType": "jpg"}
+    (plan,) = plan_outputs(profile, ".jpg", ["bg"])
+    out = write(replace(plan, background_index=index), camera.cutout_4k_png, camera.backgrounds, tmp_path)
+    assert (out.width, out.height, out.bands) == (4000, 3000, 3)
+    assert out.get("vips-loader").startswith("jpegload")
+    fitted = fit_background(camera.backgrounds[index], 4000, 3000)
+    for x, y in corners(out):
+        assert near(patch_mean(out, x, y), patch_mean(fitted, x, y), 3)
+        assert not near(patch_mean(out, x, y), patch_mean(camera.source_4k, x, y), 20)
+    assert near(patch_mean(out, 1992, 1492), patch_mean(camera.source_4k, 1992, 1492), 3)
+
+
+def test_dual_background_replacement_of_6000x4000_png_writes_every_output_at_full_size(camera, tmp_path: Path):
+    profile = {"enableExtract": True, "replaceBackground": True, "dualFileOutput": True,
+               "outputFileType": "jpg", "enableStripPngMetadata": True}
+    plans = plan_outputs(profile, ".png", ["beach", "studio"])
+    assert [output_name("IMG_24mp", p) for p in plans] == [
+        "IMG_24mp.png", "IMG_24mp (beach).jpg", "IMG_24mp (studio).jpg"]
+    cut, beach, studio = (write(p, camera.cutout_24mp_png, camera.backgrounds, tmp_path,
+                                strip=strips_metadata(profile, p)) for p in plans)
+    assert (cut.width, cut.height, cut.bands) == (6000, 4000, 4)
+    assert [f for f in cut.get_fields() if f.startswith(("exif", "xmp", "png-comment"))] == []
+    assert all(cut.extract_band(3).crop(x, y, 16, 16).max() == 0 for x, y in corners(cut))
+    assert (cut == camera.source_24mp).min() == 255
+    for index, out in enumerate((beach, studio)):
+        assert (out.width, out.height, out.bands) == (6000, 4000, 3)
+        fitted = fit_background(camera.backgrounds[index], 6000, 4000)
+        assert all(near(patch_mean(out, x, y), patch_mean(fitted, x, y), 3) for x, y in corners(out))
+        assert near(patch_mean(out, 2992, 1992), patch_mean(camera.source_24mp, 2992, 1992), 3)
+
+
+def test_24mp_source_keeps_its_metadata_unless_stripping_is_asked(camera):
+    assert "xmp-data" in pyvips.Image.new_from_file(str(camera.cutout_24mp_png)).get_fields()
+
+
+_MEASURE_ONE_DELIVERY = """
+import sys
+from pathlib import Path
+from skylab_watch import imaging, outputs
+
+def peak_mb():
+    # VmHWM, not getrusage's ru_maxrss: that one keeps the forking parent's (pytest's) peak across exec.
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+result, background, out = (Path(arg) for arg in sys.argv[1:4])
+backgrounds = [imaging.load_background(background.read_bytes())]
+before = peak_mb()
+imaging.check_decodes(result)
+plan = imaging.OutputPlan(None, "jpg", imaging.COMPOSITE, 0)
+outputs.write_atomically(out, lambda tmp: imaging.write_output(plan, result, backgrounds, tmp),
+                         check=imaging.check_decodes)
+print(before, peak_mb())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the peak RSS from Linux's /proc")
+def test_24mp_background_replacement_adds_less_than_half_a_decoded_image_to_peak_memory(camera, tmp_path: Path):
+    # One decoded 6000x4000 RGBA image is 96 MB; the whole delivery (check the download,
+    # render, stream the JPEG out, check it) must stay well below that, measured in a
+    # fresh process so nothing else in the test run has raised the peak already.
+    out = tmp_path / "IMG_24mp.jpg"
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE_ONE_DELIVERY, str(camera.cutout_24mp_png), str(camera.bg_wide_jpg), str(out)],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "VIPS_CONCURRENCY": "2"}, check=True)
+    before, peak = (float(v) for v in done.stdout.split())
+    assert pyvips.Image.new_from_file(str(out)).width == 6000
+    assert peak - before < 48, f"peak RSS rose by {peak - before:.0f} MB (from {before:.0f} MB to {peak:.0f} MB)"
+
+
+def truncated(source: Path, folder: Path) -> Path:
+    """Return a copy of the file cut off at two thirds, as an interrupted download leaves it."""
+    data = source.read_bytes()
+    broken = folder / f"broken{source.suffix}"
+    broken.write_bytes(data[: len(data) * 2 // 3])
+    return broken
+
+
+@pytest.mark.parametrize("name", ["retouched_4k_jpg", "cutout_4k_webp", "cutout_24mp_png"])
+def test_check_decodes_catches_truncation_of_camera_size_files_despite_reduced_decode(
+        camera, tmp_path: Path, name: str):
+    source = getattr(camera, name)
+    check_decodes(source)
+    with pytest.raises(ImageError, match="broken"):
+        check_decodes(truncated(source, tmp_path))
+
+
+def test_output_from_truncated_result_is_an_image_error_not_a_disk_error(camera, tmp_path: Path):
+    broken = truncated(camera.cutout_4k_png, tmp_path)
+    with pytest.raises(ImageError):
+        write_output(OutputPlan(None, "png", "cutout"), broken, [], tmp_path / "out.png")
+
+
+def test_disk_that_refuses_the_write_surfaces_as_oserror_with_its_errno():
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full, a device that answers every write with ENOSPC")
+    with pytest.raises(OSError) as caught:
+        save(camera_photo(800, 600), Path("/dev/full"), "png")
+    assert caught.value.errno == errno.ENOSPC
+    assert not isinstance(caught.value, ImageError)

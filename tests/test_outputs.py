@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pyvips
 import pytest
+from support import make_image
 
 from skylab_watch import outputs
-from skylab_watch.imaging import ImageError, load_checked, save
+from skylab_watch.imaging import ImageError, OutputPlan, check_decodes, load_checked, save, write_output
 from skylab_watch.outputs import (
     free_name, fsync_directory, mirrored_path, move_atomically, remove_stale_temps,
     sha256_file, temp_path_for, write_atomically,
@@ -130,6 +131,29 @@ def test_check_sees_the_written_temp(tmp_path: Path):
     write_atomically(final, lambda temp: save(image, temp, "png"), tag="dl", check=check)
     assert seen == [temp_path_for(final, "dl")]
     assert load_checked(final).width == 8
+
+
+def test_camera_size_output_written_through_a_temp_is_checked_and_replaces_the_old_file(tmp_path: Path):
+    result = make_image(tmp_path / "studio" / "IMG_1.png", 4000, 3000, seed=3)
+    final = tmp_path / "out" / "IMG_1.jpg"
+    make_image(final, 64, 48)  # the daemon's own earlier output, to be replaced whole
+    plan = OutputPlan(None, "jpg", "retouched")
+    size, digest = write_atomically(final, lambda temp: write_output(plan, result, [], temp),
+                                    tag="7", check=check_decodes)
+    written = pyvips.Image.new_from_file(str(final))
+    assert (written.width, written.height, written.get("vips-loader")) == (4000, 3000, "jpegload")
+    assert (size, digest) == (final.stat().st_size, hashlib.sha256(final.read_bytes()).hexdigest())
+    assert leftovers(final.parent) == []
+
+
+def test_camera_size_output_failing_its_decode_check_keeps_the_old_file(tmp_path: Path):
+    whole = make_image(tmp_path / "whole.png", 4000, 3000).read_bytes()
+    final = tmp_path / "IMG_1.png"
+    final.write_bytes(b"the earlier output")
+    with pytest.raises(ImageError):
+        write_atomically(final, writer(whole[: len(whole) - 200]), check=check_decodes)
+    assert final.read_bytes() == b"the earlier output"
+    assert leftovers(tmp_path) == []
 
 
 def test_failed_write_leaves_no_final_and_no_temp(tmp_path: Path):

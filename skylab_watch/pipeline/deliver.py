@@ -73,8 +73,8 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
     watch = ctx.watch(photo.watch)
     download = _download(ctx, photo, url)
     try:
-        retouched = _load_result(download)
-        written = [_write_output(ctx, watch, photo, plan, retouched, look)
+        _check_result(download)
+        written = [_write_output(ctx, watch, photo, plan, download, look)
                    for plan in imaging.plan_outputs(look.profile, Path(photo.rel_path).suffix,
                                                     look.background_stems)]
     finally:
@@ -91,10 +91,10 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
     return finish_original(ctx, watch, ctx.ledger.get_photo(photo.id))
 
 
-def _load_result(path: Path) -> pyvips.Image:
-    """Decode a downloaded result; a file that does not decode is an unusable result (fetched again)."""
+def _check_result(path: Path) -> None:
+    """Check a downloaded result decodes; one that does not is an unusable result (fetched again)."""
     try:
-        return imaging.load_checked(path)
+        imaging.check_decodes(path)
     except (pyvips.Error, imaging.ImageError) as exc:
         raise UnusableResult(f"the result does not decode as an image ({str(exc).splitlines()[0]})") from exc
 
@@ -126,19 +126,18 @@ def _download(ctx: Context, photo: Photo, url: str) -> Path:
 
 
 def _write_output(ctx: Context, watch: WatchConfig, photo: Photo, plan: imaging.OutputPlan,
-                  retouched: pyvips.Image, look: JobLook) -> Path:
+                  retouched: Path, look: JobLook) -> Path:
     name = imaging.output_name(Path(photo.rel_path).stem, plan)
     wanted = outputs.mirrored_path(watch.output, photo.rel_path, name)
     dest = _claim_output_path(ctx, photo, wanted)
     if dest != wanted:
         log.warning("%s: %s is not skylab-watch's to replace for %s; writing %s instead",
                     watch.name, wanted, photo.rel_path, dest.name)
-    image = imaging.render(plan, retouched, look.backgrounds)
-    strip = bool(look.profile.get("enableStripPngMetadata"))
+    strip = imaging.strips_metadata(look.profile, plan)
     try:
         size, sha = outputs.write_atomically(
-            dest, lambda tmp: imaging.save(image, tmp, plan.fmt, strip_metadata=strip and plan.fmt == "png"),
-            tag=str(photo.id), check=imaging.load_checked)
+            dest, lambda tmp: imaging.write_output(plan, retouched, look.backgrounds, tmp, strip_metadata=strip),
+            tag=str(photo.id), check=imaging.check_decodes)
     except OSError as exc:
         raise output_error(exc) from exc
     except (pyvips.Error, imaging.ImageError) as exc:
