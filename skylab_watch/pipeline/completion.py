@@ -141,7 +141,7 @@ class Deliveries:
         if not missing or not (state.terminal or self._photo_look_due(job)):
             return results
         for photo in missing:
-            if not self._has_watch_running(photo.watch):
+            if not self.ctx.has_watch(photo.watch):
                 continue
             try:
                 results[photo.studio_id] = self.ctx.studio.read_photo(int(photo.studio_id))
@@ -155,9 +155,6 @@ class Deliveries:
             return False
         self._photo_looks[job.id] = now + max(PHOTO_LOOK_SECONDS, 4 * self.ctx.config.poll_interval_seconds)
         return True
-
-    def _has_watch_running(self, name: str) -> bool:
-        return self.ctx.has_watch(name) and name not in self.ctx.paused_watches
 
     def _note_status(self, job: Job, state: JobState) -> None:
         status = state.status
@@ -190,9 +187,12 @@ class Deliveries:
         return limit is not None and job.queued_at is not None and time.time() - job.queued_at > limit
 
     def _schedule(self, job: Job, photo, url: str | None, state: JobState) -> None:
-        if photo.id in self._inflight or not self._has_watch_running(photo.watch):
+        """Deliver a photo (outputs may be written while its watch is paused: they need no input)."""
+        if photo.id in self._inflight or not self.ctx.has_watch(photo.watch):
             return
-        if url is None:  # delivered: only the original is left to handle
+        if url is None:  # delivered: only the original is left to handle, once its folder is back
+            if photo.watch in self.ctx.paused_watches:
+                return
             self._inflight[photo.id] = self._pool.submit(finish_delivered, self.ctx, photo)
             return
         look = self._look_for(job, state)
