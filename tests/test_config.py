@@ -15,8 +15,9 @@ from skylab_watch.cli import main
 from skylab_watch.config import (
     Config, load_config, parse_config, resolve_profiles,
 )
-from skylab_watch.config_schema import REQUIRED, SCHEMA, Option, format_value, render_example
-from skylab_watch.errors import ConfigError
+from skylab_watch.config.render import format_value, render_example
+from skylab_watch.config.schema import REQUIRED, SCHEMA, Option
+from skylab_watch.errors import ConfigError, Problem
 
 KEY = "sk-test-0123456789abcdef"
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ def problems_of(folder: Path, data: object, env: dict | None = None) -> list[str
     """Load `data` from a file and return the problems of the ConfigError it must raise."""
     with pytest.raises(ConfigError) as info:
         load_config(write(folder, data), env=env or {})
-    return info.value.problems
+    return [str(problem) for problem in info.value.problems]
 
 
 def set_key(data: dict, path: str, value: object) -> dict:
@@ -160,7 +161,7 @@ def test_missing_file_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "absent.yaml", env={})
     assert info.value.source == str(tmp_path / "absent.yaml")
-    assert "cannot read the configuration file: No such file or directory" in info.value.problems[0]
+    assert "cannot read the configuration file: No such file or directory" in str(info.value.problems[0])
 
 
 def test_yaml_syntax_error_gives_line_and_column(base: Path) -> None:
@@ -387,7 +388,7 @@ def test_check_paths_false_skips_disk_checks_but_not_layout(tmp_path: Path) -> N
     assert config.watches[0].input == Path("/nowhere/in")
     with pytest.raises(ConfigError) as info:
         parse_config(config_data(input="/nowhere/in", output="/nowhere/in/out"), env={}, check_paths=False)
-    assert info.value.problems[0].startswith("At 'watches[0].output':")
+    assert info.value.problems[0].path == "watches[0].output"
 
 
 # --- the API key and other secrets -------------------------------------------------
@@ -524,15 +525,15 @@ def test_resolve_profiles_reports_unknown_names_and_ids(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_profiles(config, [{"id": 1, "name": "B"}, {"id": 2, "name": "A"}])
     assert info.value.problems == [
-        "At 'watches[0].profile': no Studio profile with id 555 (known: 1 'B', 2 'A')",
-        "At 'watches[1].profile': no Studio profile named 'Foo' (known: A, B)"]
+        Problem("watches[0].profile", "no Studio profile with id 555 (known: 1 'B', 2 'A')"),
+        Problem("watches[1].profile", "no Studio profile named 'Foo' (known: A, B)")]
 
 
 def test_resolve_profiles_rejects_an_ambiguous_name(tmp_path: Path) -> None:
     config = two_watch_config(tmp_path, 123, "Twin")
     with pytest.raises(ConfigError) as info:
         resolve_profiles(config, PROFILES)
-    assert info.value.problems == [
+    assert [str(p) for p in info.value.problems] == [
         "At 'watches[1].profile': 2 Studio profiles are named 'Twin' (ids 8, 9); use the id instead"]
 
 
@@ -571,7 +572,7 @@ def in_tmp(text: str, tmp_path: Path) -> str:
 
 
 def test_example_file_is_generated_from_the_schema() -> None:
-    assert EXAMPLE.read_text() == render_example(), "regenerate: python -m skylab_watch.config_schema > config.example.yaml"
+    assert EXAMPLE.read_text() == render_example(), "regenerate: python -m skylab_watch.config > config.example.yaml"
 
 
 def test_example_file_lists_every_schema_key() -> None:

@@ -183,8 +183,28 @@ def test_an_output_under_a_regular_file_fails_the_folders_check(emu, tmp_path) -
 
 def test_an_output_that_does_not_exist_yet_but_can_be_created_is_ok(emu, tmp_path) -> None:
     config = _config(tmp_path, emu.url)
-    shutil.rmtree(tmp_path / "out")
+    config.watches[0].output.rmdir()
     assert _only(run_checks(config), "folders").verdict == OK
+
+
+def test_doctor_fails_an_output_without_a_parent_as_check_config_does(emu, tmp_path, capsys) -> None:
+    path = write_config(tmp_path, emu.url, [_watch(tmp_path)])
+    shutil.rmtree(tmp_path / "out")
+    finding = _only(run_checks(load_config(path, check_paths=False)), "folders")
+    assert finding.verdict == FAIL and "nor its parent folder exists" in finding.detail
+    assert finding.fix == f"create {tmp_path / 'out'} (the last folder is created on start) (watches[0].output)"
+    assert main(["check-config", "--config", str(path)]) == 1
+    assert f"At 'watches[0].output': {finding.detail.split(': ', 1)[1]}" in capsys.readouterr().err
+
+
+def test_deleting_from_an_input_this_user_cannot_write_fails_naming_after_success(emu, tmp_path, monkeypatch) -> None:
+    config = _config(tmp_path, emu.url, [_watch(tmp_path, after_success="delete")])
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: not (Path(path) == config.watches[0].input
+                                                              and mode & os.W_OK) and real_access(path, mode))
+    finding = _only(run_checks(config), "folders")
+    assert finding.verdict == FAIL and "cannot remove files from input" in finding.detail
+    assert "watches[0].after_success" in finding.fix
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the mode bits say")
@@ -195,7 +215,7 @@ def test_an_unreadable_input_fails_the_folders_check(emu, tmp_path) -> None:
         finding = _only(run_checks(config), "folders")
     finally:
         config.watches[0].input.chmod(0o755)
-    assert finding.verdict == FAIL and "cannot list" in finding.detail
+    assert finding.verdict == FAIL and "cannot read folder" in finding.detail
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the mode bits say")
