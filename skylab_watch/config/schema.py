@@ -241,6 +241,15 @@ class CreditsConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class GiveUpConfig:
+    """When a photo that keeps meeting passing faults is given up on."""
+
+    give_up_after_hours: float = key(
+        "hours", "How long a photo may keep meeting passing faults (outages, 5xx, no credits) "
+                 "before it is failed with the last reason.", 24)
+
+
+@dataclass(frozen=True, kw_only=True)
 class CallbackConfig:
     """Let Studio call this daemon when a job is done, instead of waiting for a poll.
 
@@ -288,6 +297,7 @@ class Config:
     downloads: DownloadsConfig = section(DownloadsConfig)
     polling: PollingConfig = section(PollingConfig)
     credits: CreditsConfig = section(CreditsConfig)
+    retry: GiveUpConfig = section(GiveUpConfig)
     callback: CallbackConfig | None = section(CallbackConfig, optional=True)
     logging: LoggingConfig = section(LoggingConfig)
     source: Path | None = None
