@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -231,16 +230,14 @@ def _probe_path(path: Path) -> Path:
 
 
 def _write_and_clear_notice(path: Path) -> None:
-    """Open the ledger at `path`, write a notice in a transaction, clear it, close."""
-    try:
-        ledger = Ledger(path)
-    except sqlite3.Error as exc:  # a read-only file fails in the migrations, untranslated
-        raise LedgerError(f"cannot write to the ledger {path}: {exc}; check its owner and permissions") from exc
+    """Open the ledger at `path`, write a notice in a transaction, clear it, close.
+
+    Raise LedgerError (whose message says what to fix) if any step fails.
+    """
+    ledger = Ledger(path)
     try:
         ledger.set_notice(NOTICE_KEY, "skylab-watch doctor is checking that the ledger is writable")
         ledger.clear_notice(NOTICE_KEY)
-    except sqlite3.Error as exc:
-        raise LedgerError(f"cannot write to the ledger {path}: {exc}; check its owner and permissions") from exc
     finally:
         ledger.close()
 
