@@ -134,7 +134,8 @@ def _profile_finding(config: Config, i: int, match: int | Problem) -> Finding:
     if isinstance(match, Problem):
         return Finding("profiles", FAIL, f"{_name(config, i)} profile: {match.message}",
                        f"create the profile in Studio or fix {match.path}")
-    return Finding("profiles", OK, f"{_name(config, i)} profile {config.watches[i].profile!r} is Studio profile {match}")
+    profile = config.watches[i].profile
+    return Finding("profiles", OK, f"{_name(config, i)} profile {profile!r} is Studio profile {match}")
 
 
 # --- folders -------------------------------------------------------------------

@@ -96,6 +96,7 @@ def test_minimal_config_fills_every_default(base: Path) -> None:
     assert (watch.resize_oversized, watch.skip_duplicate_content) == (False, True)
     assert (watch.rescan_seconds, watch.poll_interval_seconds, watch.delivery_timeout_seconds) == (300.0, 5.0, 86400.0)
     assert watch.archive_dir is None
+    assert (config.retry.give_up_after_hours, watch.unreadable_grace_seconds) == (24.0, 60.0)
 
 
 def test_the_documented_yaml_contract_loads(base: Path) -> None:
@@ -221,6 +222,8 @@ RULES = [
     ("downloads.concurrency", "four", "must be a whole number"),
     ("polling.interval_seconds", 0, "must be more than 0 seconds"),
     ("credits.retry_seconds", -1, "must be more than 0 seconds"),
+    ("retry.give_up_after_hours", 0, "must be more than 0 hours"),
+    ("retry.give_up_after_hours", "a day", "must be a number of hours"),
     ("logging.level", "verbose", "must be one of debug, info, warning, error"),
     ("logging.format", "xml", "must be one of text, json"),
     ("ledger", 5, "must be a path"),
@@ -269,6 +272,38 @@ def test_config_error_text_prefixes_each_problem_with_the_file(base: Path) -> No
 
 
 # --- folders ---------------------------------------------------------------------
+
+def test_problems_are_data_and_render_as_the_documented_text() -> None:
+    error = ConfigError([Problem("watches[1].batch.max_photos", "must be at least 1"),
+                         Problem("watches[0].input", "folder /x does not exist", "create it or correct the path"),
+                         Problem("", "must be a mapping of keys to values, got a list"),
+                         Problem(None, "cannot parse the YAML at line 2, column 1: oops")], "config.yaml")
+    assert str(error).splitlines() == [
+        "config.yaml: At 'watches[1].batch.max_photos': must be at least 1",
+        "config.yaml: At 'watches[0].input': folder /x does not exist; create it or correct the path",
+        "config.yaml: At the top level: must be a mapping of keys to values, got a list",
+        "config.yaml: cannot parse the YAML at line 2, column 1: oops"]
+    assert error.report().endswith("config.yaml: 4 problems found")
+
+
+def test_every_key_is_a_field_of_its_config_class_with_the_schema_default(base: Path) -> None:
+    config = load_config(write(base, config_data()), env={})
+    for option in SCHEMA:
+        value = getattr(config, option.name)
+        if option.name == "studio":  # holds the key, which has no default
+            assert value.retry == option.record().retry
+        elif option.kind == "section" and option.default == {}:
+            assert value == option.record(), option.name
+        elif option.default not in (REQUIRED, None) and option.kind != "path":
+            assert value == option.default, option.name
+
+
+def test_an_output_whose_parent_is_a_file_says_so(base: Path) -> None:
+    (base / "blocker").write_text("x")
+    assert problems_of(base, config_data(output="blocker/out")) == [
+        f"At 'watches[0].output': {base / 'blocker/out'} cannot be created: {base / 'blocker'} is a file, "
+        "not a folder; move that file aside or correct the path"]
+
 
 def test_duplicate_watch_names_are_rejected(base: Path) -> None:
     (base / "in2").mkdir()
