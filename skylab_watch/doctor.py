@@ -14,16 +14,15 @@ daemon's user (e.g. `sudo -u skylab-watch skylab-watch doctor ...`).
 from __future__ import annotations
 
 import os
-import re
 import shutil
-import sqlite3
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, cast
 
-from skylab_watch.config import Config, WatchConfig, resolve_profiles
-from skylab_watch.errors import ConfigError, LedgerError
+from skylab_watch.config import Config, WatchConfig, match_profiles
+from skylab_watch.config.folders import watch_folder_problems
+from skylab_watch.errors import LedgerError, Problem
 from skylab_watch.ledger import Ledger
 from skylab_watch.ledger.db import NETWORK_FILESYSTEMS, filesystem_type, refuse_network_filesystem
 from skylab_watch.startup import make_client
@@ -127,89 +126,50 @@ def check_profiles(config: Config, profiles: list[dict] | None) -> list[Finding]
     if profiles is None:
         return [Finding("profiles", WARN, "not checked, since Studio could not be asked",
                         "fix the api check first, then run doctor again")]
-    try:
-        resolved = resolve_profiles(config, profiles)
-    except ConfigError as exc:
-        return _profile_problems(config, exc.problems)
-    return [Finding("profiles", OK, f"{_name(config, i)} profile {w.profile!r} is Studio profile "
-                                    f"{resolved[w.name]}") for i, w in enumerate(config.watches)]
+    return [_profile_finding(config, i, match) for i, match in enumerate(match_profiles(config, profiles))]
 
 
-def _profile_problems(config: Config, problems: list[str]) -> list[Finding]:
-    """Turn resolve_profiles' problems ("At 'watches[i].profile': ...") into findings, in watch order."""
-    failed: dict[int, str] = {}
-    for problem in problems:
-        match = re.match(r"At 'watches\[(\d+)\]\.profile': (.*)", problem, re.DOTALL)
-        failed[int(match.group(1)) if match else -1] = match.group(2) if match else problem
-    findings = [_profile_finding(config, i, failed.get(i)) for i in range(len(config.watches))]
-    if -1 in failed:  # a problem resolve_profiles phrased in a way not tied to one watch
-        findings.append(Finding("profiles", FAIL, failed[-1], "create the profile in Studio or fix the profile keys"))
-    return findings
-
-
-def _profile_finding(config: Config, i: int, problem: str | None) -> Finding:
-    """Return the verdict on watch number `i`'s profile, given its problem (None if it resolved)."""
-    if problem is None:
-        return Finding("profiles", OK, f"{_name(config, i)} profile {config.watches[i].profile!r} exists")
-    return Finding("profiles", FAIL, f"{_name(config, i)} profile: {problem}",
-                   f"create the profile in Studio or fix watches[{i}].profile")
+def _profile_finding(config: Config, i: int, match: int | Problem) -> Finding:
+    """Return the verdict on watch number `i`'s profile, given its Studio id or the Problem with it."""
+    if isinstance(match, Problem):
+        return Finding("profiles", FAIL, f"{_name(config, i)} profile: {match.message}",
+                       f"create the profile in Studio or fix {match.path}")
+    profile = config.watches[i].profile
+    return Finding("profiles", OK, f"{_name(config, i)} profile {profile!r} is Studio profile {match}")
 
 
 # --- folders -------------------------------------------------------------------
 
 def check_folders(config: Config) -> list[Finding]:
-    """Return, per watch, a failed finding for each folder problem, or one ok finding."""
+    """Return, per watch, a failed finding for each folder problem, or one ok finding.
+
+    The folder checks are the ones loading a config makes (`config.folders`),
+    so doctor and `run` never disagree; doctor adds whether originals can be
+    removed from the input, which only matters once a photo is done.
+    """
     findings: list[Finding] = []
     for i, watch in enumerate(config.watches):
-        problems = _folder_problems(i, watch)
-        findings += [Finding("folders", FAIL, f"{_name(config, i)} {detail}", fix) for detail, fix in problems]
+        problems = watch_folder_problems(i, watch.input, watch.output, watch.archive_dir)
+        problems = problems or _removal_problems(i, watch)
+        findings += [Finding("folders", FAIL, f"{_name(config, i)}: {p.message}", _fix(p)) for p in problems]
         if not problems:
             findings.append(Finding("folders", OK, f"{_name(config, i)} can read {watch.input} "
                                                    f"and write {watch.output}"))
     return findings
 
 
-def _folder_problems(i: int, watch: WatchConfig) -> list[tuple[str, str]]:
-    """Return (detail, fix) for each problem of watch number `i`'s input, output and archive folders."""
-    problems = _input_problems(i, watch)
-    problems += _writable_problems(watch.output, f"watches[{i}].output", "output")
-    if watch.after_success == "archive" and watch.archive_dir is not None:
-        problems += _writable_problems(watch.archive_dir, f"watches[{i}].archive_dir", "archive_dir")
-    return problems
-
-
-def _input_problems(i: int, watch: WatchConfig) -> list[tuple[str, str]]:
-    """Check the input exists, can be listed, and (if originals are moved or deleted) written."""
-    folder, key = watch.input, f"watches[{i}].input"
-    if not folder.exists():
-        return [(f"input {folder} does not exist", f"create {folder} or correct {key}")]
-    if not folder.is_dir():
-        return [(f"input {folder} is not a folder", f"point {key} at a folder")]
-    if not os.access(folder, os.R_OK | os.X_OK):
-        return [(f"cannot list input {folder} as this user",
-                 f"grant this user read access (chmod/chown or an ACL) to {folder}")]
-    if watch.after_success in ("archive", "delete") and not os.access(folder, os.W_OK | os.X_OK):
-        return [(f"cannot remove files from input {folder} (after_success: {watch.after_success})",
-                 f"grant this user write access to {folder}, or set watches[{i}].after_success: keep")]
+def _removal_problems(i: int, watch: WatchConfig) -> list[Problem]:
+    """Return a problem if originals are to be moved or deleted but the input is not writable."""
+    if watch.after_success in ("archive", "delete") and not os.access(watch.input, os.W_OK | os.X_OK):
+        return [Problem(f"watches[{i}].after_success",
+                        f"cannot remove files from input {watch.input} (after_success: {watch.after_success})",
+                        f"grant this user write access to {watch.input}, or set it to keep")]
     return []
 
 
-def _writable_problems(folder: Path, key: str, what: str) -> list[tuple[str, str]]:
-    """Check `folder` is a writable folder, or can be created (with its parents) by this user."""
-    if folder.exists():
-        if not folder.is_dir():
-            return [(f"{what} {folder} is not a folder", f"point {key} at a folder")]
-        if not os.access(folder, os.W_OK | os.X_OK):
-            return [(f"cannot write to {what} {folder} as this user", f"grant this user write access to {folder}")]
-        return []
-    parent = nearest_existing(folder)
-    if not parent.is_dir():
-        return [(f"{what} {folder} cannot be created: {parent} is a file, not a folder",
-                 f"move or rename the file {parent}, or correct {key}")]
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return [(f"{what} {folder} does not exist and this user cannot create it in {parent}",
-                 f"create {folder} for this user, or grant write access to {parent}")]
-    return []
+def _fix(problem: Problem) -> str:
+    """Return a finding's fix for a config problem: the problem's own fix, naming its key."""
+    return f"{problem.fix} ({problem.path})" if problem.fix else f"correct {problem.path}"
 
 
 def nearest_existing(path: Path) -> Path:
@@ -271,16 +231,14 @@ def _probe_path(path: Path) -> Path:
 
 
 def _write_and_clear_notice(path: Path) -> None:
-    """Open the ledger at `path`, write a notice in a transaction, clear it, close."""
-    try:
-        ledger = Ledger(path)
-    except sqlite3.Error as exc:  # a read-only file fails in the migrations, untranslated
-        raise LedgerError(f"cannot write to the ledger {path}: {exc}; check its owner and permissions") from exc
+    """Open the ledger at `path`, write a notice in a transaction, clear it, close.
+
+    Raise LedgerError (whose message says what to fix) if any step fails.
+    """
+    ledger = Ledger(path)
     try:
         ledger.set_notice(NOTICE_KEY, "skylab-watch doctor is checking that the ledger is writable")
         ledger.clear_notice(NOTICE_KEY)
-    except sqlite3.Error as exc:
-        raise LedgerError(f"cannot write to the ledger {path}: {exc}; check its owner and permissions") from exc
     finally:
         ledger.close()
 

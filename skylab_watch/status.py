@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from skylab_watch.ledger import Ledger
+from skylab_watch.ledger import Job, Ledger
 
 # Report categories, in the order a photo lives through them.
 CATEGORIES = ("waiting", "uploading", "queued", "processing", "done", "rejected", "duplicate", "failed")
@@ -35,17 +35,14 @@ def _category(photo_state: str, studio_status: str | None) -> str | None:
 
 def build_report(ledger: Ledger, watches: list[str] | None = None) -> dict[str, Any]:
     """Given a ledger, return the status report as plain data (what `--json` prints)."""
-    rows = ledger.db.query(
-        "SELECT p.watch, p.state, j.studio_status, COUNT(*) AS n FROM photos p "
-        "LEFT JOIN jobs j ON j.id = p.job_id GROUP BY p.watch, p.state, j.studio_status")
     report: dict[str, Any] = {"watches": {}, "jobs": [], "problems": [], "notices": []}
     for name in watches or []:
         report["watches"][name] = dict.fromkeys(CATEGORIES, 0)
-    for row in rows:
-        counts = report["watches"].setdefault(row["watch"], dict.fromkeys(CATEGORIES, 0))
-        category = _category(row["state"], row["studio_status"])
+    for row in ledger.count_photos_by_state():
+        counts = report["watches"].setdefault(row.watch, dict.fromkeys(CATEGORIES, 0))
+        category = _category(row.state, row.studio_status)
         if category:
-            counts[category] += row["n"]
+            counts[category] += row.count
     report["jobs"] = [_job_entry(ledger, job) for job in ledger.jobs_in_state(*OPEN_JOB_STATES)]
     report["problems"] = [
         {"watch": p.watch, "path": p.rel_path, "state": p.state, "reason": p.reason,
@@ -56,7 +53,7 @@ def build_report(ledger: Ledger, watches: list[str] | None = None) -> dict[str, 
     return report
 
 
-def _job_entry(ledger: Ledger, job) -> dict[str, Any]:
+def _job_entry(ledger: Ledger, job: Job) -> dict[str, Any]:
     return {"watch": job.watch, "name": job.name, "state": job.state, "studio_id": job.studio_id,
             "studio_status": job.studio_status, "jobs_in_front": job.jobs_in_front,
             "photos": ledger.count_job_photos(job.id), "opened": _iso(job.opened_at)}

@@ -15,8 +15,9 @@ from skylab_watch.cli import main
 from skylab_watch.config import (
     Config, load_config, parse_config, resolve_profiles,
 )
-from skylab_watch.config_schema import REQUIRED, SCHEMA, Option, format_value, render_example
-from skylab_watch.errors import ConfigError
+from skylab_watch.config.render import format_value, render_example
+from skylab_watch.config.schema import REQUIRED, SCHEMA, Option
+from skylab_watch.errors import ConfigError, Problem
 
 KEY = "sk-test-0123456789abcdef"
 REPO = Path(__file__).resolve().parent.parent
@@ -53,7 +54,7 @@ def problems_of(folder: Path, data: object, env: dict | None = None) -> list[str
     """Load `data` from a file and return the problems of the ConfigError it must raise."""
     with pytest.raises(ConfigError) as info:
         load_config(write(folder, data), env=env or {})
-    return info.value.problems
+    return [str(problem) for problem in info.value.problems]
 
 
 def set_key(data: dict, path: str, value: object) -> dict:
@@ -95,6 +96,7 @@ def test_minimal_config_fills_every_default(base: Path) -> None:
     assert (watch.resize_oversized, watch.skip_duplicate_content) == (False, True)
     assert (watch.rescan_seconds, watch.poll_interval_seconds, watch.delivery_timeout_seconds) == (300.0, 5.0, 86400.0)
     assert watch.archive_dir is None
+    assert (config.retry.give_up_after_hours, watch.unreadable_grace_seconds) == (24.0, 60.0)
 
 
 def test_the_documented_yaml_contract_loads(base: Path) -> None:
@@ -160,7 +162,7 @@ def test_missing_file_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "absent.yaml", env={})
     assert info.value.source == str(tmp_path / "absent.yaml")
-    assert "cannot read the configuration file: No such file or directory" in info.value.problems[0]
+    assert "cannot read the configuration file: No such file or directory" in str(info.value.problems[0])
 
 
 def test_yaml_syntax_error_gives_line_and_column(base: Path) -> None:
@@ -220,6 +222,8 @@ RULES = [
     ("downloads.concurrency", "four", "must be a whole number"),
     ("polling.interval_seconds", 0, "must be more than 0 seconds"),
     ("credits.retry_seconds", -1, "must be more than 0 seconds"),
+    ("retry.give_up_after_hours", 0, "must be more than 0 hours"),
+    ("retry.give_up_after_hours", "a day", "must be a number of hours"),
     ("logging.level", "verbose", "must be one of debug, info, warning, error"),
     ("logging.format", "xml", "must be one of text, json"),
     ("ledger", 5, "must be a path"),
@@ -268,6 +272,38 @@ def test_config_error_text_prefixes_each_problem_with_the_file(base: Path) -> No
 
 
 # --- folders ---------------------------------------------------------------------
+
+def test_problems_are_data_and_render_as_the_documented_text() -> None:
+    error = ConfigError([Problem("watches[1].batch.max_photos", "must be at least 1"),
+                         Problem("watches[0].input", "folder /x does not exist", "create it or correct the path"),
+                         Problem("", "must be a mapping of keys to values, got a list"),
+                         Problem(None, "cannot parse the YAML at line 2, column 1: oops")], "config.yaml")
+    assert str(error).splitlines() == [
+        "config.yaml: At 'watches[1].batch.max_photos': must be at least 1",
+        "config.yaml: At 'watches[0].input': folder /x does not exist; create it or correct the path",
+        "config.yaml: At the top level: must be a mapping of keys to values, got a list",
+        "config.yaml: cannot parse the YAML at line 2, column 1: oops"]
+    assert error.report().endswith("config.yaml: 4 problems found")
+
+
+def test_every_key_is_a_field_of_its_config_class_with_the_schema_default(base: Path) -> None:
+    config = load_config(write(base, config_data()), env={})
+    for option in SCHEMA:
+        value = getattr(config, option.name)
+        if option.name == "studio":  # holds the key, which has no default
+            assert value.retry == option.record().retry
+        elif option.kind == "section" and option.default == {}:
+            assert value == option.record(), option.name
+        elif option.default not in (REQUIRED, None) and option.kind != "path":
+            assert value == option.default, option.name
+
+
+def test_an_output_whose_parent_is_a_file_says_so(base: Path) -> None:
+    (base / "blocker").write_text("x")
+    assert problems_of(base, config_data(output="blocker/out")) == [
+        f"At 'watches[0].output': {base / 'blocker/out'} cannot be created: {base / 'blocker'} is a file, "
+        "not a folder; move that file aside or correct the path"]
+
 
 def test_duplicate_watch_names_are_rejected(base: Path) -> None:
     (base / "in2").mkdir()
@@ -387,7 +423,7 @@ def test_check_paths_false_skips_disk_checks_but_not_layout(tmp_path: Path) -> N
     assert config.watches[0].input == Path("/nowhere/in")
     with pytest.raises(ConfigError) as info:
         parse_config(config_data(input="/nowhere/in", output="/nowhere/in/out"), env={}, check_paths=False)
-    assert info.value.problems[0].startswith("At 'watches[0].output':")
+    assert info.value.problems[0].path == "watches[0].output"
 
 
 # --- the API key and other secrets -------------------------------------------------
@@ -524,15 +560,15 @@ def test_resolve_profiles_reports_unknown_names_and_ids(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         resolve_profiles(config, [{"id": 1, "name": "B"}, {"id": 2, "name": "A"}])
     assert info.value.problems == [
-        "At 'watches[0].profile': no Studio profile with id 555 (known: 1 'B', 2 'A')",
-        "At 'watches[1].profile': no Studio profile named 'Foo' (known: A, B)"]
+        Problem("watches[0].profile", "no Studio profile with id 555 (known: 1 'B', 2 'A')"),
+        Problem("watches[1].profile", "no Studio profile named 'Foo' (known: A, B)")]
 
 
 def test_resolve_profiles_rejects_an_ambiguous_name(tmp_path: Path) -> None:
     config = two_watch_config(tmp_path, 123, "Twin")
     with pytest.raises(ConfigError) as info:
         resolve_profiles(config, PROFILES)
-    assert info.value.problems == [
+    assert [str(p) for p in info.value.problems] == [
         "At 'watches[1].profile': 2 Studio profiles are named 'Twin' (ids 8, 9); use the id instead"]
 
 
@@ -571,7 +607,7 @@ def in_tmp(text: str, tmp_path: Path) -> str:
 
 
 def test_example_file_is_generated_from_the_schema() -> None:
-    assert EXAMPLE.read_text() == render_example(), "regenerate: python -m skylab_watch.config_schema > config.example.yaml"
+    assert EXAMPLE.read_text() == render_example(), "regenerate: python -m skylab_watch.config > config.example.yaml"
 
 
 def test_example_file_lists_every_schema_key() -> None:

@@ -20,19 +20,9 @@ from daemon_helpers import write_config
 from skylab_watch.cli import main
 from skylab_watch.config import Config, load_config
 from skylab_watch.doctor import FAIL, OK, WARN, Finding, run_checks
-from skylab_watch.emulator import Emulator
 from skylab_watch.studio import StudioClient
 
 PROFILE = "plain"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    """One emulator for the module, holding one profile named 'plain'."""
-    with Emulator(api_key=API_KEY, processing_seconds=0.3) as e:
-        with StudioClient(e.url, API_KEY) as client:
-            client.create_profile(PROFILE)
-        yield e
 
 
 def _watch(tmp: Path, name: str = "packshots", **fields) -> dict:
@@ -66,8 +56,8 @@ def _mounts(tmp: Path, *entries: tuple[Path, str]) -> str:
 
 # --- the whole command ------------------------------------------------------------
 
-def test_healthy_config_is_all_ok_and_exits_0_without_printing_the_key(emu, tmp_path, capsys) -> None:
-    path = write_config(tmp_path, emu.url, [_watch(tmp_path)])
+def test_healthy_config_is_all_ok_and_exits_0_without_printing_the_key(plain_emulator, tmp_path, capsys) -> None:
+    path = write_config(tmp_path, plain_emulator.url, [_watch(tmp_path)])
     code = main(["doctor", "--config", str(path)])
     out = capsys.readouterr().out
     assert code == 0, out
@@ -77,23 +67,23 @@ def test_healthy_config_is_all_ok_and_exits_0_without_printing_the_key(emu, tmp_
     assert API_KEY not in out
 
 
-def test_doctor_does_not_leave_a_new_ledger_behind(emu, tmp_path) -> None:
-    config = _config(tmp_path, emu.url, ledger=str(tmp_path / "state" / "deep" / "ledger.sqlite3"))
+def test_doctor_does_not_leave_a_new_ledger_behind(plain_emulator, tmp_path) -> None:
+    config = _config(tmp_path, plain_emulator.url, ledger=str(tmp_path / "state" / "deep" / "ledger.sqlite3"))
     findings = run_checks(config)
     assert _only(findings, "ledger").verdict == OK
     assert not (tmp_path / "state").exists()
 
 
-def test_an_existing_ledger_is_opened_and_written(emu, tmp_path) -> None:
-    config = _config(tmp_path, emu.url)
+def test_an_existing_ledger_is_opened_and_written(plain_emulator, tmp_path) -> None:
+    config = _config(tmp_path, plain_emulator.url)
     config.ledger.parent.mkdir(parents=True)
     config.ledger.write_bytes(b"this is not an SQLite file, and is bigger than its header" * 4)
     finding = _only(run_checks(config), "ledger")
     assert finding.verdict == FAIL and "ledger" in finding.fix
 
 
-def test_a_failure_exits_1_and_json_lists_the_findings(emu, tmp_path, capsys) -> None:
-    path = write_config(tmp_path, emu.url, [_watch(tmp_path)])
+def test_a_failure_exits_1_and_json_lists_the_findings(plain_emulator, tmp_path, capsys) -> None:
+    path = write_config(tmp_path, plain_emulator.url, [_watch(tmp_path)])
     (tmp_path / "in" / "packshots").rmdir()
     code = main(["doctor", "--config", str(path), "--json"])
     findings = json.loads(capsys.readouterr().out)
@@ -120,8 +110,8 @@ def test_a_check_that_crashes_is_a_failed_finding_and_the_others_still_run(tmp_p
 
 # --- api and profiles -------------------------------------------------------------
 
-def test_a_wrong_api_key_fails_the_api_check(emu, tmp_path, capsys) -> None:
-    path = write_config(tmp_path, emu.url, [_watch(tmp_path)], studio=_studio(emu.url, "wrong-key-42"))
+def test_a_wrong_api_key_fails_the_api_check(plain_emulator, tmp_path, capsys) -> None:
+    path = write_config(tmp_path, plain_emulator.url, [_watch(tmp_path)], studio=_studio(plain_emulator.url, "wrong-key-42"))
     code = main(["doctor", "--config", str(path)])
     out = capsys.readouterr().out
     assert code == 1
@@ -143,9 +133,9 @@ def test_a_closed_port_fails_the_api_check_as_unreachable(tmp_path) -> None:
     assert "studio.api_url" in finding.fix and "firewall" in finding.fix
 
 
-def test_an_unknown_profile_fails_naming_the_watch_and_the_key(emu, tmp_path) -> None:
+def test_an_unknown_profile_fails_naming_the_watch_and_the_key(plain_emulator, tmp_path) -> None:
     watches = [_watch(tmp_path, "good"), _watch(tmp_path, "bad", profile="no-such-profile")]
-    findings = run_checks(_config(tmp_path, emu.url, watches))
+    findings = run_checks(_config(tmp_path, plain_emulator.url, watches))
     failed = _only(findings, "profiles", FAIL)
     assert "watches[1] 'bad'" in failed.detail and "no-such-profile" in failed.detail
     assert "watches[1].profile" in failed.fix
@@ -154,16 +144,16 @@ def test_an_unknown_profile_fails_naming_the_watch_and_the_key(emu, tmp_path) ->
 
 # --- folders ----------------------------------------------------------------------
 
-def test_a_missing_input_fails_the_folders_check(emu, tmp_path) -> None:
-    config = _config(tmp_path, emu.url)
+def test_a_missing_input_fails_the_folders_check(plain_emulator, tmp_path) -> None:
+    config = _config(tmp_path, plain_emulator.url)
     config.watches[0].input.rmdir()
     finding = _only(run_checks(config), "folders")
     assert finding.verdict == FAIL and "does not exist" in finding.detail
     assert "watches[0].input" in finding.fix
 
 
-def test_an_input_that_is_a_file_fails_the_folders_check(emu, tmp_path) -> None:
-    config = _config(tmp_path, emu.url)
+def test_an_input_that_is_a_file_fails_the_folders_check(plain_emulator, tmp_path) -> None:
+    config = _config(tmp_path, plain_emulator.url)
     config.watches[0].input.rmdir()
     config.watches[0].input.write_text("not a folder")
     finding = _only(run_checks(config), "folders")
@@ -171,9 +161,9 @@ def test_an_input_that_is_a_file_fails_the_folders_check(emu, tmp_path) -> None:
     assert "watches[0].input" in finding.fix
 
 
-def test_an_output_under_a_regular_file_fails_the_folders_check(emu, tmp_path) -> None:
+def test_an_output_under_a_regular_file_fails_the_folders_check(plain_emulator, tmp_path) -> None:
     blocker = tmp_path / "blocker"
-    config = _config(tmp_path, emu.url, [_watch(tmp_path, output=blocker / "out")])
+    config = _config(tmp_path, plain_emulator.url, [_watch(tmp_path, output=blocker / "out")])
     shutil.rmtree(blocker)
     blocker.write_text("a file where a folder should be")
     finding = _only(run_checks(config), "folders")
@@ -181,27 +171,47 @@ def test_an_output_under_a_regular_file_fails_the_folders_check(emu, tmp_path) -
     assert "watches[0].output" in finding.fix
 
 
-def test_an_output_that_does_not_exist_yet_but_can_be_created_is_ok(emu, tmp_path) -> None:
-    config = _config(tmp_path, emu.url)
-    shutil.rmtree(tmp_path / "out")
+def test_an_output_that_does_not_exist_yet_but_can_be_created_is_ok(plain_emulator, tmp_path) -> None:
+    config = _config(tmp_path, plain_emulator.url)
+    config.watches[0].output.rmdir()
     assert _only(run_checks(config), "folders").verdict == OK
 
 
+def test_doctor_fails_an_output_without_a_parent_as_check_config_does(plain_emulator, tmp_path, capsys) -> None:
+    path = write_config(tmp_path, plain_emulator.url, [_watch(tmp_path)])
+    shutil.rmtree(tmp_path / "out")
+    finding = _only(run_checks(load_config(path, check_paths=False)), "folders")
+    assert finding.verdict == FAIL and "nor its parent folder exists" in finding.detail
+    assert finding.fix == f"create {tmp_path / 'out'} (the last folder is created on start) (watches[0].output)"
+    assert main(["check-config", "--config", str(path)]) == 1
+    assert f"At 'watches[0].output': {finding.detail.split(': ', 1)[1]}" in capsys.readouterr().err
+
+
+def test_deleting_from_an_input_this_user_cannot_write_fails_naming_after_success(plain_emulator, tmp_path, monkeypatch) -> None:
+    config = _config(tmp_path, plain_emulator.url, [_watch(tmp_path, after_success="delete")])
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: not (Path(path) == config.watches[0].input
+                                                              and mode & os.W_OK) and real_access(path, mode))
+    finding = _only(run_checks(config), "folders")
+    assert finding.verdict == FAIL and "cannot remove files from input" in finding.detail
+    assert "watches[0].after_success" in finding.fix
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the mode bits say")
-def test_an_unreadable_input_fails_the_folders_check(emu, tmp_path) -> None:
-    config = _config(tmp_path, emu.url)
+def test_an_unreadable_input_fails_the_folders_check(plain_emulator, tmp_path) -> None:
+    config = _config(tmp_path, plain_emulator.url)
     config.watches[0].input.chmod(0o000)
     try:
         finding = _only(run_checks(config), "folders")
     finally:
         config.watches[0].input.chmod(0o755)
-    assert finding.verdict == FAIL and "cannot list" in finding.detail
+    assert finding.verdict == FAIL and "cannot read folder" in finding.detail
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads and writes whatever the mode bits say")
-def test_archiving_from_a_read_only_input_fails_the_folders_check(emu, tmp_path) -> None:
+def test_archiving_from_a_read_only_input_fails_the_folders_check(plain_emulator, tmp_path) -> None:
     watch = _watch(tmp_path, after_success="archive", archive_dir=tmp_path / "archive")
-    config = _config(tmp_path, emu.url, [watch])
+    config = _config(tmp_path, plain_emulator.url, [watch])
     config.watches[0].input.chmod(0o555)
     try:
         finding = _only(run_checks(config), "folders")
@@ -212,16 +222,16 @@ def test_archiving_from_a_read_only_input_fails_the_folders_check(emu, tmp_path)
 
 # --- ledger -----------------------------------------------------------------------
 
-def test_a_ledger_under_a_regular_file_fails_the_ledger_check(emu, tmp_path) -> None:
+def test_a_ledger_under_a_regular_file_fails_the_ledger_check(plain_emulator, tmp_path) -> None:
     (tmp_path / "blocker").write_text("a file where a folder should be")
-    config = _config(tmp_path, emu.url, ledger=str(tmp_path / "blocker" / "ledger.sqlite3"))
+    config = _config(tmp_path, plain_emulator.url, ledger=str(tmp_path / "blocker" / "ledger.sqlite3"))
     finding = _only(run_checks(config), "ledger")
     assert finding.verdict == FAIL and "blocker" in finding.detail
     assert finding.fix.startswith("set ledger to a file on a local disk")
 
 
-def test_a_ledger_on_nfs_fails_the_ledger_check(emu, tmp_path) -> None:
-    config = _config(tmp_path, emu.url)
+def test_a_ledger_on_nfs_fails_the_ledger_check(plain_emulator, tmp_path) -> None:
+    config = _config(tmp_path, plain_emulator.url)
     finding = _only(run_checks(config, mounts_file=_mounts(tmp_path, (tmp_path, "nfs4"))), "ledger")
     assert finding.verdict == FAIL and "network filesystem (nfs4)" in finding.detail
     assert "local disk" in finding.fix
@@ -230,26 +240,26 @@ def test_a_ledger_on_nfs_fails_the_ledger_check(emu, tmp_path) -> None:
 
 # --- disk, network shares, inotify --------------------------------------------------
 
-def test_too_little_free_space_warns_naming_the_output(emu, tmp_path) -> None:
-    findings = run_checks(_config(tmp_path, emu.url), min_free_bytes=1 << 60)
+def test_too_little_free_space_warns_naming_the_output(plain_emulator, tmp_path) -> None:
+    findings = run_checks(_config(tmp_path, plain_emulator.url), min_free_bytes=1 << 60)
     finding = _only(findings, "disk space")
     assert finding.verdict == WARN and "needed" in finding.detail
     assert "watches[0].output" in finding.fix
     assert not any(f.verdict == FAIL for f in findings)
 
 
-def test_a_native_watch_on_cifs_warns_to_use_polling(emu, tmp_path) -> None:
+def test_a_native_watch_on_cifs_warns_to_use_polling(plain_emulator, tmp_path) -> None:
     watches = [_watch(tmp_path, "native"), _watch(tmp_path, "polled", observer="polling")]
-    config = _config(tmp_path, emu.url, watches)
+    config = _config(tmp_path, plain_emulator.url, watches)
     findings = run_checks(config, mounts_file=_mounts(tmp_path, (tmp_path / "in", "cifs")))
     finding = _only(findings, "network filesystem")
     assert finding.verdict == WARN and "watches[0] 'native'" in finding.detail and "cifs" in finding.detail
     assert finding.fix == "set watches[0].observer: polling"
 
 
-def test_more_folders_than_the_inotify_limit_warns_with_the_sysctl(emu, tmp_path) -> None:
+def test_more_folders_than_the_inotify_limit_warns_with_the_sysctl(plain_emulator, tmp_path) -> None:
     watches = [_watch(tmp_path, "deep"), _watch(tmp_path, "polled", observer="polling")]
-    config = _config(tmp_path, emu.url, watches)
+    config = _config(tmp_path, plain_emulator.url, watches)
     (config.watches[0].input / "a" / "b" / "c" / "d").mkdir(parents=True)
     (config.watches[1].input / "x" / "y" / "z").mkdir(parents=True)
     finding = _only(run_checks(config, inotify_limit=3), "inotify")
@@ -257,6 +267,6 @@ def test_more_folders_than_the_inotify_limit_warns_with_the_sysctl(emu, tmp_path
     assert "sysctl fs.inotify.max_user_watches=" in finding.fix and "/etc/sysctl.d/" in finding.fix
 
 
-def test_an_unknown_inotify_limit_is_ok(emu, tmp_path) -> None:
-    finding = _only(run_checks(_config(tmp_path, emu.url), inotify_limit=None), "inotify")
+def test_an_unknown_inotify_limit_is_ok(plain_emulator, tmp_path) -> None:
+    finding = _only(run_checks(_config(tmp_path, plain_emulator.url), inotify_limit=None), "inotify")
     assert finding.verdict == OK and "unknown" in finding.detail

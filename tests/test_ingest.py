@@ -7,25 +7,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import pytest
-from support import make_image, wait_for
+from support import API_KEY, make_image, wait_for
 from daemon_helpers import DaemonThread, md5_of, studio_photos, write_config
 
-from skylab_watch.emulator import Emulator
 from skylab_watch.ledger import Ledger
 from skylab_watch.status import build_report
 
 
-@pytest.fixture
-def emu():
-    with Emulator(api_key="test-key-0123456789", processing_seconds=0.3) as e:
-        yield e
-
-
-def _profile(emu, name="plain", **fields) -> int:
+def _profile(emulator, name="plain", **fields) -> int:
     import requests
-    answer = requests.post(f"{emu.url}/api/public/v1/profiles", json={"name": name, **fields},
-                           headers={"X-SLT-API-KEY": "test-key-0123456789"}, timeout=5)
+    answer = requests.post(f"{emulator.url}/api/public/v1/profiles", json={"name": name, **fields},
+                           headers={"X-SLT-API-KEY": API_KEY}, timeout=5)
     return answer.json()["id"]
 
 
@@ -45,10 +37,10 @@ def _write_slowly(path: Path, data: bytes, chunks: int = 8, pause: float = 0.15)
     return thread
 
 
-def test_bursts_into_two_watches_arrive_exactly_once(tmp_path, emu):
-    profile = _profile(emu)
+def test_bursts_into_two_watches_arrive_exactly_once(tmp_path, emulator):
+    profile = _profile(emulator)
     a_in, b_in = tmp_path / "in" / "a", tmp_path / "in" / "b"
-    cfg = write_config(tmp_path, emu.url, [
+    cfg = write_config(tmp_path, emulator.url, [
         {"name": "alpha", "input": a_in, "output": tmp_path / "out" / "a", "profile": profile,
          "batch": {"max_photos": 4, "quiet_seconds": 0.6, "max_wait_seconds": 30}},
         {"name": "beta", "input": b_in, "output": tmp_path / "out" / "b", "profile": "plain",
@@ -69,28 +61,28 @@ def test_bursts_into_two_watches_arrive_exactly_once(tmp_path, emu):
         slow.join()
         sources += [a_in / "early" / "IMG_0001.jpg", a_in / "s3" / "slow.jpg"]
         expected = {str(p): md5_of(p) for p in sources}
-        wait_for(lambda: len(studio_photos(emu)) >= len(expected)
-                 and all(j["status"] != "pending" for j in emu.state()["jobs"]), timeout=60,
+        wait_for(lambda: len(studio_photos(emulator)) >= len(expected)
+                 and all(j["status"] != "pending" for j in emulator.state()["jobs"]), timeout=60,
                  what="every photo uploaded and every job queued")
         wait_for(lambda: not d.ledger.jobs_in_state("created", "queueing", "closed"), timeout=20)
-    photos = studio_photos(emu)
+    photos = studio_photos(emulator)
     assert Counter(p["md5"] for p in photos) == Counter(expected.values())
     assert len(photos) == len(expected)
-    state = emu.state()
+    state = emulator.state()
     alpha_jobs = [j for j in state["jobs"] if j["name"].startswith("alpha-")]
     assert all(len(j["photos"]) <= 4 for j in alpha_jobs), "max_photos=4 must bound every alpha job"
     assert all(j["photos"] for j in state["jobs"]), "no empty job"
     assert all(j["queuedAt"] for j in state["jobs"]), "every job queued"
-    assert emu.calls().get("POST jobs/{id}/queue") == len(state["jobs"]), "each job queued exactly once"
+    assert emulator.calls().get("POST jobs/{id}/queue") == len(state["jobs"]), "each job queued exactly once"
     for job in state["jobs"]:
         names = [p["name"] for p in job["photos"]]
         assert len(names) == len(set(names)), "photo names unique within a job"
 
 
-def test_rejected_inputs_are_reported_and_the_daemon_keeps_going(tmp_path, emu):
-    profile = _profile(emu)
+def test_rejected_inputs_are_reported_and_the_daemon_keeps_going(tmp_path, emulator):
+    profile = _profile(emulator)
     inp = tmp_path / "in"
-    cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
+    cfg = write_config(tmp_path, emulator.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
                                              "profile": profile}])
     with DaemonThread(cfg) as d:
         (inp / "empty.jpg").write_bytes(b"")
@@ -112,34 +104,34 @@ def test_rejected_inputs_are_reported_and_the_daemon_keeps_going(tmp_path, emu):
     assert "6400" in reasons["wide.png"]
     assert ".tif" in reasons["scan.tif"]
     assert report["watches"]["w"]["rejected"] == 5
-    assert len(studio_photos(emu)) == 1
+    assert len(studio_photos(emulator)) == 1
 
 
-def test_out_of_credits_pauses_without_failing_and_resumes_by_itself(tmp_path, emu):
-    profile = _profile(emu)
+def test_out_of_credits_pauses_without_failing_and_resumes_by_itself(tmp_path, emulator):
+    profile = _profile(emulator)
     inp = tmp_path / "in"
-    cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
+    cfg = write_config(tmp_path, emulator.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
                                              "profile": profile}])
-    emu.set_out_of_credits(True)
+    emulator.set_out_of_credits(True)
     with DaemonThread(cfg) as d:
         for i in range(3):
             make_image(inp / f"c{i}.jpg", seed=i)
         wait_for(lambda: "credits" in d.ledger.notices(), timeout=20, what="the out-of-credits notice")
-        calls_while_paused = emu.calls().get("POST jobs", 0)
+        calls_while_paused = emulator.calls().get("POST jobs", 0)
         assert not d.ledger.photos_in_state("failed")
         report = build_report(d.ledger, ["w"])
         assert any("credits" in n["message"] for n in report["notices"])
-        emu.set_out_of_credits(False)
+        emulator.set_out_of_credits(False)
         wait_for(lambda: len(d.ledger.photos_in_state("done")) == 3, timeout=30, what="all three done")
         assert "credits" not in d.ledger.notices()
     assert calls_while_paused >= 1
     assert not Ledger(cfg.parent / "state" / "ledger.sqlite3").photos_in_state("failed")
 
 
-def test_same_content_elsewhere_is_a_duplicate_and_a_reshoot_is_a_new_version(tmp_path, emu):
-    profile = _profile(emu)
+def test_same_content_elsewhere_is_a_duplicate_and_a_reshoot_is_a_new_version(tmp_path, emulator):
+    profile = _profile(emulator)
     inp = tmp_path / "in"
-    cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
+    cfg = write_config(tmp_path, emulator.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
                                              "profile": profile}])
     with DaemonThread(cfg) as d:
         first = make_image(inp / "a" / "one.jpg", seed=1)
@@ -151,4 +143,4 @@ def test_same_content_elsewhere_is_a_duplicate_and_a_reshoot_is_a_new_version(tm
         wait_for(lambda: len(d.ledger.photos_in_state("done")) == 2, timeout=20, what="re-shoot done")
         versions = [p.version for p in d.ledger.photos_in_state("done")]
     assert sorted(versions) == [1, 2]
-    assert len(studio_photos(emu)) == 2
+    assert len(studio_photos(emulator)) == 2

@@ -1,8 +1,15 @@
-"""The SQLite ledger: the only code that touches SQLite."""
+"""The SQLite ledger: the only code that touches SQLite.
+
+Callers see typed records (`Photo`, `Job`, `Output`, `StateCount`) and the
+ledger's own errors (`LedgerError`, `NameTaken`), never `sqlite3`.
+"""
 
 from skylab_watch.ledger.db import Database, filesystem_type, refuse_network_filesystem
+from skylab_watch.ledger.errors import LedgerError, NameTaken
 from skylab_watch.ledger.ledger import Ledger
-from skylab_watch.ledger.records import FINAL_STATES, JOB_FINISHED_STATES, SENT_STATES, Job, Output, Photo
+from skylab_watch.ledger.records import (
+    FINAL_STATES, JOB_FINISHED_STATES, SENT_STATES, Job, Output, Photo, StateCount,
+)
 
-__all__ = ["Ledger", "Database", "Photo", "Job", "Output", "SENT_STATES", "FINAL_STATES",
-           "JOB_FINISHED_STATES", "filesystem_type", "refuse_network_filesystem"]
+__all__ = ["Ledger", "Database", "Photo", "Job", "Output", "StateCount", "SENT_STATES", "FINAL_STATES",
+           "JOB_FINISHED_STATES", "LedgerError", "NameTaken", "filesystem_type", "refuse_network_filesystem"]

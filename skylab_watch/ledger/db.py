@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from skylab_watch.errors import LedgerError
+from skylab_watch.ledger.errors import translate
 
 log = logging.getLogger("skylab_watch.ledger")
 
@@ -101,12 +102,18 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block as one write transaction; nested calls join the outer one."""
+        """Run the block as one write transaction; nested calls join the outer one.
+
+        An sqlite3 error raised by a statement in the block leaves as the
+        ledger's own error (see errors.translate), after the rollback.
+        """
         with self._lock:
             if self._depth:
                 self._depth += 1
                 try:
                     yield self.conn
+                except sqlite3.Error as exc:
+                    raise translate(exc, self.path) from exc
                 finally:
                     self._depth -= 1
                 return
@@ -114,35 +121,50 @@ class Database:
             self._depth = 1
             try:
                 yield self.conn
-            except BaseException:
+            except BaseException as exc:
                 self._depth = 0
-                self.conn.execute("ROLLBACK")
+                self._rollback()
+                if isinstance(exc, sqlite3.Error):
+                    raise translate(exc, self.path) from exc
                 raise
             self._depth = 0
             self._commit()
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction; SQLite may already have (a full disk, an I/O error)."""
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
     def _begin(self) -> None:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise LedgerError(f"cannot write the ledger {self.path}: {exc}") from exc
+            raise translate(exc, self.path) from exc
 
     def _commit(self) -> None:
         try:
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            self.conn.execute("ROLLBACK")
-            raise LedgerError(f"cannot save to the ledger {self.path}: {exc} (disk full?)") from exc
+            self._rollback()
+            raise translate(exc, self.path) from exc
 
     def query(self, sql: str, params: Sequence[Any] | dict = ()) -> list[sqlite3.Row]:
-        """Run a read and return every row."""
+        """Run a read and return every row; raise LedgerError if SQLite fails."""
         with self._lock:
-            return self.conn.execute(sql, params).fetchall()
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
 
     def query_one(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Row | None:
-        """Run a read and return the first row, or None."""
+        """Run a read and return the first row, or None; raise LedgerError if SQLite fails."""
         with self._lock:
-            return self.conn.execute(sql, params).fetchone()
+            try:
+                return self.conn.execute(sql, params).fetchone()
+            except sqlite3.Error as exc:
+                raise translate(exc, self.path) from exc
 
     def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> sqlite3.Cursor:
         """Run one write statement in its own transaction (or the caller's)."""
@@ -151,7 +173,7 @@ class Database:
 
     def _migrate(self, migrations: Sequence[Migration]) -> None:
         """Apply every migration past the file's user_version, each in its own transaction."""
-        current = self.conn.execute("PRAGMA user_version").fetchone()[0]
+        current = self.query_one("PRAGMA user_version")[0]
         if current > len(migrations):
             raise LedgerError(f"the ledger {self.path} was written by a newer skylab-watch "
                               f"(schema {current}, this one knows {len(migrations)}); upgrade skylab-watch")

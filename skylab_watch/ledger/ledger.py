@@ -1,8 +1,9 @@
 """The ledger: typed queries over photos, jobs, outputs and notices.
 
-The only module besides `db` that writes SQL. Every method that changes
-state runs in one transaction; callers that need several changes to land
-together wrap them in `ledger.transaction()`.
+The only module besides `db` and `schema` that writes SQL. Every method that
+changes state runs in one transaction; callers that need several changes to
+land together wrap them in `ledger.transaction()`. SQLite's errors leave as
+the ledger's own (`LedgerError`, `NameTaken` for a unique name already taken).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from skylab_watch.ledger.db import Database
-from skylab_watch.ledger.records import SENT_STATES, Job, Output, Photo, from_row
+from skylab_watch.ledger.records import SENT_STATES, Job, Output, Photo, StateCount, from_row
 from skylab_watch.ledger.schema import MIGRATIONS
 
 _PHOTO_COLUMNS = frozenset(Photo.__dataclass_fields__) - {"id"}
@@ -222,6 +223,18 @@ class Ledger:
         for r in rows:
             counts.setdefault(r["watch"], {})[r["state"]] = r["n"]
         return counts
+
+    def count_photos_by_state(self) -> list[StateCount]:
+        """Return how many photos each watch has in each state, split by their job's Studio status.
+
+        Every version is counted (superseded ones too); the status report
+        decides what each state means to a person.
+        """
+        rows = self.db.query(
+            "SELECT p.watch, p.state, j.studio_status, COUNT(*) AS n FROM photos p "
+            "LEFT JOIN jobs j ON j.id = p.job_id GROUP BY p.watch, p.state, j.studio_status "
+            "ORDER BY p.watch, p.state")
+        return [StateCount(r["watch"], r["state"], r["studio_status"], r["n"]) for r in rows]
 
     def _update(self, table: str, allowed: Iterable[str], row_id: int, changes: dict[str, Any]) -> None:
         unknown = set(changes) - set(allowed)

@@ -75,6 +75,16 @@ class Output:
     written_at: float
 
 
+@dataclass(frozen=True)
+class StateCount:
+    """How many photos of a watch are in one state, with the Studio status of their job (None if none)."""
+
+    watch: str
+    state: str
+    studio_status: str | None
+    count: int
+
+
 def from_row(cls, row: sqlite3.Row | None):
     """Given a row of the matching table, return the record (None stays None)."""
     if row is None:

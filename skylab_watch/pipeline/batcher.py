@@ -11,11 +11,10 @@ from __future__ import annotations
 import logging
 import posixpath
 import secrets
-import sqlite3
 import time
 
 from skylab_watch.config import WatchConfig
-from skylab_watch.ledger import Job
+from skylab_watch.ledger import Job, NameTaken
 from skylab_watch.pipeline.context import Context
 
 log = logging.getLogger("skylab_watch")
@@ -47,7 +46,7 @@ def open_job_for(ctx: Context, watch: WatchConfig) -> Job:
         try:
             job = ctx.ledger.reserve_job(watch.name, job_name(watch.name, ctx.clock()),
                                          ctx.profiles[watch.name])
-        except sqlite3.IntegrityError:
+        except NameTaken:
             continue
         log.info("%s: opened job %s", watch.name, job.name)
         return job

@@ -1,0 +1,182 @@
+"""Checking a document against the schema, key by key.
+
+`SchemaChecker` walks the parsed YAML along the `Option` tree derived from
+the config classes, converts each value (paths resolved, numbers as floats),
+fills in defaults, and collects every problem as a `Problem(path, message)`
+instead of stopping at the first. Checks that span several keys or look at
+the disk are in `folders.py` and `load.py`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from skylab_watch.config.schema import REQUIRED, Option
+from skylab_watch.errors import Problem
+
+INVALID: Any = type("Invalid", (), {"__repr__": lambda self: "INVALID"})()
+"""Stands for a value that failed its check; later checks skip it."""
+
+_SLUG = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _describe(value: object, reveal: bool = True) -> str:
+    """Return how a wrong value is shown in a message; secrets are never echoed."""
+    kinds = {bool: "true/false", int: "a number", float: "a number", str: "a string",
+             list: "a list", dict: "a mapping", type(None): "nothing"}
+    kind = kinds.get(type(value), type(value).__name__)
+    if not reveal or isinstance(value, (list, dict)) or value is None:
+        return kind
+    return f"{value!r} ({kind})"
+
+
+class SchemaChecker:
+    """Walks a document along the schema, converting values and collecting every problem.
+
+    Each kind of value has a `check_<kind>` method returning the converted
+    value, or INVALID after recording a problem, so checking goes on.
+    """
+
+    def __init__(self, base_dir: Path) -> None:
+        self.base_dir = base_dir
+        self.problems: list[Problem] = []
+
+    def fail(self, path: str, message: str, fix: str = "") -> Any:
+        """Record a problem at `path` and return INVALID."""
+        self.problems.append(Problem(path, message, fix))
+        return INVALID
+
+    def section(self, value: object, options: tuple[Option, ...], path: str) -> Any:
+        """Given a mapping, return it checked with defaults filled in; INVALID if it is not a mapping."""
+        if not isinstance(value, dict):
+            return self.fail(path, f"must be a mapping of keys to values, got {_describe(value)}")
+        names = [o.name for o in options]
+        for key in value:
+            if key not in names:
+                self.fail(_join(path, str(key)), _unknown_key(str(key), names))
+        return {o.name: self.option(value.get(o.name), o, _join(path, o.name)) for o in options}
+
+    def option(self, value: object, option: Option, path: str) -> Any:
+        """Return one option's checked value, its default if absent, or INVALID."""
+        if value is None:
+            if option.default is REQUIRED:
+                return self.fail(path, f"is required: add it ({option.description.rstrip('.')})")
+            if option.default is None:
+                return None
+            value = option.default
+        return getattr(self, f"check_{option.kind}")(value, option, path)
+
+    def check_section(self, value: object, option: Option, path: str) -> Any:
+        return self.section(value, option.children, path)
+
+    def check_list(self, value: object, option: Option, path: str) -> Any:
+        if not isinstance(value, list) or not value:
+            return self.fail(path, f"must be a list with at least one entry, got {_describe(value)}")
+        return tuple(self.section(item, option.children, f"{path}[{i}]") for i, item in enumerate(value))
+
+    def check_str(self, value: object, option: Option, path: str, reveal: bool = True) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            return self.fail(path, f"must be a non-empty string, got {_describe(value, reveal)}")
+        return value.strip()
+
+    def check_secret(self, value: object, option: Option, path: str) -> Any:
+        return self.check_str(value, option, path, reveal=False)
+
+    def check_url(self, value: object, option: Option, path: str) -> Any:
+        if not isinstance(value, str) or not re.match(r"^https?://[^/\s]+", value):
+            return self.fail(path, f"must be an http:// or https:// URL, got {_describe(value)}")
+        return value.rstrip("/")
+
+    def check_slug(self, value: object, option: Option, path: str) -> Any:
+        if not isinstance(value, str) or not _SLUG.match(value):
+            return self.fail(path, "must use only letters, digits, '-' and '_' (it becomes part of "
+                                   f"job and file names), got {_describe(value)}")
+        return value
+
+    def check_int(self, value: object, option: Option, path: str) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return self.fail(path, f"must be a whole number, got {_describe(value)}")
+        return self._in_range(value, option, path)
+
+    def check_seconds(self, value: object, option: Option, path: str, unit: str = "seconds") -> Any:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return self.fail(path, f"must be a number of {unit}, got {_describe(value)}")
+        if value <= 0:
+            return self.fail(path, f"must be more than 0 {unit}, got {value!r}")
+        return self._in_range(float(value), option, path)
+
+    def check_hours(self, value: object, option: Option, path: str) -> Any:
+        return self.check_seconds(value, option, path, unit="hours")
+
+    def _in_range(self, number: float, option: Option, path: str) -> Any:
+        if option.minimum is not None and number < option.minimum:
+            return self.fail(path, f"must be at least {option.minimum:g}, got {number!r}")
+        if option.maximum is not None and number > option.maximum:
+            why = f" ({option.maximum_why})" if option.maximum_why else ""
+            return self.fail(path, f"must be at most {option.maximum:g}{why}, got {number!r}")
+        return number
+
+    def check_bool(self, value: object, option: Option, path: str) -> Any:
+        if not isinstance(value, bool):
+            return self.fail(path, f"must be true or false, got {_describe(value)}")
+        return value
+
+    def check_path(self, value: object, option: Option, path: str) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            return self.fail(path, f"must be a path, got {_describe(value)}")
+        return Path(os.path.normpath(self.base_dir / Path(value.strip()).expanduser()))
+
+    def check_choice(self, value: object, option: Option, path: str) -> Any:
+        if value in option.choices:
+            return value
+        close = difflib.get_close_matches(str(value), option.choices, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        return self.fail(path, f"must be one of {', '.join(option.choices)}, got {_describe(value)}{hint}")
+
+    def check_patterns(self, value: object, option: Option, path: str) -> Any:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p for p in value):
+            return self.fail(path, f"must be a list of glob patterns such as [\"*.jpg\"], got {_describe(value)}")
+        return tuple(value)
+
+    def check_profile(self, value: object, option: Option, path: str) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        return self.fail(path, "must be a profile id (a whole number of at least 1) or a profile name, "
+                               f"got {_describe(value)}")
+
+    def check_listen(self, value: object, option: Option, path: str) -> Any:
+        host, _, port = value.rpartition(":") if isinstance(value, str) else ("", "", "")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            return self.fail(path, f"must be HOST:PORT such as 127.0.0.1:8790, got {_describe(value)}")
+        return host.strip("[]"), int(port)
+
+    def read_secret(self, file: Path, path: str, what: str) -> Any:
+        """Return the stripped content of a key or secret file, or record why it cannot be used."""
+        try:
+            text = file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            return self.fail(path, f"cannot read {file}: {exc.strerror or exc}; check the path "
+                                   "and that this user may read the file")
+        except UnicodeDecodeError:
+            return self.fail(path, f"{file} is not UTF-8 text; put the {what} in it as plain text")
+        if not text:
+            return self.fail(path, f"{file} is empty; put the {what} in it")
+        return text
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _unknown_key(key: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    if close:
+        return f"unknown key; did you mean '{close[0]}'?"
+    return f"unknown key; the keys allowed here are {', '.join(names)}"

@@ -1,0 +1,164 @@
+"""Load the YAML configuration into typed, frozen objects, or report every problem.
+
+Validation is offline and complete: one pass over the document collects every
+problem (type, range, unknown key, missing key, folder layout) and raises a
+single ConfigError naming each key path and the fix, so a person fixes the
+file once instead of once per error. The keys live in `schema.py`, checked
+key by key in `check.py`; this module adds the checks that span keys or the
+environment (where the API key and the callback secret come from), and builds
+the objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from skylab_watch.config.check import INVALID, SchemaChecker
+from skylab_watch.config.folders import folder_problems
+from skylab_watch.config.schema import SCHEMA, Config, Option
+from skylab_watch.errors import ConfigError, Problem
+
+NO_API_KEY = "no API key: set studio.api_key, studio.api_key_file or the SKYLAB_API_KEY environment variable"
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None, *, check_paths: bool = True,
+                need_secrets: bool = True) -> Config:
+    """Given a YAML file, return its Config; raise ConfigError listing every problem.
+
+    `env` defaults to os.environ (SKYLAB_API_KEY, CREDENTIALS_DIRECTORY,
+    STATE_DIRECTORY). Relative paths are resolved against the file's folder.
+    need_secrets=False is for commands that only read the ledger (status,
+    retry): they must work for a person who cannot read the API key file.
+    """
+    source = str(path)
+    file = Path(path).expanduser().absolute()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError([Problem(None, f"cannot read the configuration file: {reason}", "check the path")],
+                          source) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem(None, f"the configuration file is not UTF-8 text ({exc.reason})")],
+                          source) from None
+    data = _parse_yaml(text, source)
+    config = parse_config(data, source, file.parent, env, check_paths=check_paths, need_secrets=need_secrets)
+    return dataclasses.replace(config, source=file)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that rejects a key given twice in one mapping (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)):
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key '{key}' appears twice in the same mapping; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _parse_yaml(text: str, source: str) -> object:
+    """Given YAML text, return the document; raise ConfigError with line and column if it cannot be parsed."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown place"
+        context = f" ({exc.context})" if exc.context else ""
+        raise ConfigError([Problem(None, f"cannot parse the YAML at {where}: {exc.problem}{context}")],
+                          source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([Problem(None, f"cannot parse the YAML: {exc}")], source) from None
+
+
+def parse_config(
+    data: object,
+    source: str = "config",
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    check_paths: bool = True,
+    need_secrets: bool = True,
+) -> Config:
+    """Given a parsed YAML document, return its Config; raise ConfigError listing every problem.
+
+    Relative paths are resolved against `base_dir` (default: the current
+    folder). With `check_paths=False` the folders are not looked at (only
+    how they relate to each other), which validates a config meant for
+    another machine; key and secret files are still read.
+    """
+    env = os.environ if env is None else env
+    checker = SchemaChecker(Path(base_dir) if base_dir is not None else Path.cwd())
+    values = checker.section({} if data is None else data, SCHEMA, "")
+    if values is INVALID:
+        raise ConfigError(checker.problems, source)
+    if need_secrets:
+        api_key = find_api_key(values["studio"], env, checker)
+        secret = find_callback_secret(values["callback"], checker)
+    else:
+        api_key, secret = "", ""
+    checker.problems += folder_problems(values["watches"], check_paths)
+    if checker.problems:
+        raise ConfigError(checker.problems, source)
+    config = build(Config, SCHEMA, values)
+    if isinstance(data, dict) and data.get("ledger") is None and env.get("STATE_DIRECTORY"):
+        config = dataclasses.replace(config, ledger=Path(env["STATE_DIRECTORY"].split(":")[0]) / "ledger.sqlite3")
+    callback = config.callback and dataclasses.replace(config.callback, secret=secret)
+    return dataclasses.replace(config, studio=dataclasses.replace(config.studio, api_key=api_key), callback=callback)
+
+
+def build(record: type, options: tuple[Option, ...], values: dict) -> Any:
+    """Given checked values of a section, return its record, building nested sections and lists."""
+    fields: dict[str, Any] = {}
+    for option in options:
+        value = values[option.name]
+        if option.kind == "section" and value is not None:
+            value = build(option.record, option.children, value)
+        elif option.kind == "list":
+            value = tuple(build(option.record, option.children, entry) for entry in value)
+        fields[option.name] = value
+    return record(**fields)
+
+
+# --- where secrets come from -------------------------------------------------
+
+def find_api_key(studio: Any, env: Mapping[str, str], checker: SchemaChecker) -> Any:
+    """Return the API key from the first source that has one:
+    studio.api_key, studio.api_key_file, $SKYLAB_API_KEY, $CREDENTIALS_DIRECTORY/api_key.
+    """
+    if studio is INVALID or studio["api_key"] is INVALID or studio["api_key_file"] is INVALID:
+        return INVALID
+    if studio["api_key"]:
+        return studio["api_key"]
+    if studio["api_key_file"]:
+        return checker.read_secret(studio["api_key_file"], "studio.api_key_file", "API key")
+    if env.get("SKYLAB_API_KEY", "").strip():
+        return env["SKYLAB_API_KEY"].strip()
+    credentials = env.get("CREDENTIALS_DIRECTORY")
+    if credentials and (Path(credentials) / "api_key").is_file():
+        return checker.read_secret(Path(credentials) / "api_key", "studio.api_key", "API key")
+    return checker.fail("studio.api_key", NO_API_KEY)
+
+
+def find_callback_secret(callback: Any, checker: SchemaChecker) -> Any:
+    """Return the callback secret (callback.secret, else callback.secret_file), or None if there is no callback."""
+    if callback is None or callback is INVALID:
+        return None
+    if callback["secret"] is INVALID or callback["secret_file"] is INVALID:
+        return INVALID
+    if callback["secret"]:
+        return callback["secret"]
+    if callback["secret_file"]:
+        return checker.read_secret(callback["secret_file"], "callback.secret_file", "shared secret")
+    return checker.fail("callback.secret_file", "is required when callback is set: a file holding the "
+                                                "secret Studio signs callbacks with (or set callback.secret)")
