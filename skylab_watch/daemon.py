@@ -39,7 +39,8 @@ class Daemon:
                  once: bool = False, staging_dir: Path | None = None) -> None:
         self.ctx = Context(config=config, ledger=ledger, studio=studio, profiles=profiles,
                            credits=CreditGate(ledger, config.credits_retry_seconds),
-                           staging_dir=staging_dir or ledger.path.parent / "staging")
+                           staging_dir=staging_dir or ledger.path.parent / "staging",
+                           give_up_seconds=config.retry.give_up_after_hours * 3600.0)
         self.once = once
         self._started_config = config
         self.events: queue.Queue[tuple[str, str]] = queue.Queue()

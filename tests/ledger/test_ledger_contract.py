@@ -43,8 +43,13 @@ CREATE INDEX outputs_by_path ON outputs (path);
 CREATE TABLE notices (key TEXT PRIMARY KEY, message TEXT NOT NULL, since REAL NOT NULL);
 """
 
+V2_DDL = (V1_DDL.replace("finished_at REAL, updated_at REAL NOT NULL);",
+                          "finished_at REAL, updated_at REAL NOT NULL, studio_type TEXT);")
+          .replace("found_at REAL NOT NULL, updated_at REAL NOT NULL,\n    UNIQUE",
+                   "found_at REAL NOT NULL, updated_at REAL NOT NULL, trouble_since REAL,\n    UNIQUE"))
+
 # The DDL of every schema version: 0 is a new, empty file.
-SCHEMA_AT = {0: "", 1: V1_DDL}
+SCHEMA_AT = {0: "", 1: V1_DDL, 2: V2_DDL}
 
 # Rows written into a ledger of each old version, to check a migration keeps them.
 ROWS_AT = {
@@ -59,6 +64,7 @@ INSERT INTO outputs (photo_id, path, size, sha256, written_at) VALUES (1, '/out/
 INSERT INTO notices (key, message, since) VALUES ('credits', 'out of credits', 1);
 """,
 }
+ROWS_AT[2] = ROWS_AT[1]
 
 
 @pytest.fixture
