@@ -32,8 +32,8 @@ from skylab_watch.emulator.state import Photo, Profile
 if TYPE_CHECKING:
     from skylab_watch.emulator.core import Studio
 
-# Split only at colons that start a known option, so that URLs and paths
-# after "bg=" keep their own colons (http://host:8080/a.jpg, C:\\bg.jpg).
+# After the first ":bg=", split only at colons that start a known option, so
+# that URLs and paths keep their own colons (http://host:8080/a.jpg, C:\\bg.jpg).
 OPTION_SPLIT = re.compile(r":(?=(?:extract|dual|jpg|png|webp)(?::|$)|bg=)")
 
 
@@ -50,7 +50,10 @@ class ProfileSpec:
 
 def parse_profile_spec(text: str) -> ProfileSpec:
     """Given "NAME[:option...]", return its ProfileSpec; raise ValueError naming the problem."""
-    name, *options = OPTION_SPLIT.split(text)
+    head, bg, tail = text.partition(":bg=")
+    name, *options = head.split(":")
+    if bg:
+        options += OPTION_SPLIT.split("bg=" + tail)
     if not name.strip():
         raise ValueError(f"--profile {text!r}: the profile needs a name before the first ':'")
     extract = dual = False
