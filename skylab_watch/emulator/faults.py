@@ -57,8 +57,11 @@ Keys:
 - `expire_downloads_next`: the next N retouched GETs answer 403 "Request
   has expired". `expire_downloads_rate`: that fraction of them do.
 - `retouched_url_seconds`: validity of retouchedUrls signed from now on.
-- `variants`: personalities to switch on while set (see variants.py);
-  replaces those given at start until faults are cleared.
+- `variants`: personalities to switch on while set, replacing those given
+  at start until faults are cleared (each is described in variants.py):
+  slim-job-photos, job-without-photos, placeholder-retouched-url,
+  original-url-at-create, other-status-words, credits-as-422,
+  credits-as-403, webp-results, jobs-in-front-object, jobs-in-front-string.
 
 Rates are deterministic: a decision is a hash of the seed, the rule and the
 request's identity (method and path, or the photo for store faults) with

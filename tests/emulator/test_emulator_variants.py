@@ -158,3 +158,15 @@ def test_fault_document_switches_variants_at_run_time_and_clearing_restores_the_
         assert bad.status_code == 422 and "nope" in bad.json()["message"]
         emu.clear_faults()
         assert api.ok("GET", front) == "0"
+
+
+def test_personality_folds_each_active_row_over_the_default_value():
+    from skylab_watch.emulator.variants import Personality, PhotoFacts
+
+    facts = PhotoFacts(embedded=True, job_photo=True, queued=False, sign_original=lambda: "http://signed")
+    doc = {"id": 1, "retouchedUrl": None, "originalUrl": None}
+    both = Personality(["placeholder-retouched-url", "original-url-at-create"])
+    assert both.apply("photo", doc, facts) == {"id": 1, "retouchedUrl": "pending", "originalUrl": "http://signed"}
+    assert Personality(["slim-job-photos"]).apply("photo", doc, facts) == {"id": 1}
+    assert Personality().apply("photo", doc, facts) is doc
+    assert Personality(["credits-as-422", "credits-as-403"]).apply("credits", (402, "x"))[0] == 403
