@@ -24,8 +24,9 @@ from skylab_watch.ledger import Ledger
 from skylab_watch.logs import setup_logging
 from skylab_watch.startup import make_client, wait_for_profiles
 from skylab_watch.status import build_report, format_report
-from skylab_watch.studio import StudioClient
 
+# The emulator's own --profile specs (`skylab-watch emulator --profile ...` takes the same).
+PROFILES = ["Packshots:jpg", "Cut-outs:extract:dual:jpg"]
 SAMPLES = {
     "packshots": ["shoes/sneaker-red.jpg", "shoes/sneaker-blue.jpg", "bags/tote.jpg"],
     "cutouts": ["hats/fedora.png", "hats/cap.jpg"],
@@ -43,9 +44,8 @@ def run(args: argparse.Namespace) -> int:
     root = Path(args.dir or tempfile.mkdtemp(prefix="skylab-watch-demo-")).resolve()
     api_key = secrets.token_hex(16)
     print(f"skylab-watch demo in {root}")
-    with Emulator(api_key=api_key, processing_seconds=1.0) as emu:
-        print(f"Studio emulator running at {emu.url}")
-        _make_profiles(emu.url, api_key)
+    with Emulator(api_key=api_key, processing_seconds=1.0, profiles=PROFILES) as emu:
+        print(f"Studio emulator running at {emu.url} with profiles {', '.join(PROFILES)}")
         _make_samples(root)
         config_path = _write_config(root, emu.url, api_key)
         report = _run_daemon(config_path)
@@ -53,12 +53,6 @@ def run(args: argparse.Namespace) -> int:
     counts = report["watches"]
     expected = sum(len(v) for v in SAMPLES.values())
     return 0 if sum(c["done"] for c in counts.values()) == expected else 1
-
-
-def _make_profiles(url: str, api_key: str) -> None:
-    with StudioClient(url, api_key) as studio:
-        studio.create_profile("Packshots", output_file_type="jpg", enable_color=True)
-        studio.create_profile("Cut-outs", enable_extract=True, dual_file_output=True, output_file_type="jpg")
 
 
 def _make_samples(root: Path) -> None:

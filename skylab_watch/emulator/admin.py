@@ -5,7 +5,8 @@ No API key is needed. Each endpoint mirrors a method of `Emulator`:
     GET    /_emulator/state    -> emu.state()
     GET    /_emulator/calls    -> emu.calls()
     DELETE /_emulator/calls    -> emu.reset_calls()
-    POST   /_emulator/faults   -> emu.set_faults(body)   (merge; body {"replace": true, ...} replaces)
+    POST   /_emulator/faults   -> emu.set_faults(body)   (merge; body {"replace": true, ...} replaces;
+                                                        {"variants": [...]} switches personalities)
     DELETE /_emulator/faults   -> emu.clear_faults()
     POST   /_emulator/credits  -> emu.set_out_of_credits(body["out_of_credits"])
     POST   /_emulator/reset    -> emu.reset()

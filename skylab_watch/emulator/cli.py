@@ -16,6 +16,10 @@ from typing import Any
 
 from skylab_watch.emulator.emulator import Emulator
 from skylab_watch.emulator.faults import FaultError, validate
+from skylab_watch.emulator.variants import TABLE, VARIANTS
+
+VARIANT_EPILOG = "variants (the default is the documented contract; each bends one answer):\n" + "\n".join(
+    f"  {v.name:<27} {v.summary}" for v in TABLE)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fault injection settings to start with (see skylab_watch/emulator/faults.py)")
     parser.add_argument("--upload-url-seconds", type=float, default=900.0,
                         help="validity of presigned upload URLs (default: 900)")
+    parser.add_argument("--profile", action="append", default=[], metavar="NAME[:extract|:dual|:bg=IMAGE]",
+                        help="start with this profile (repeatable), unless one of that name exists: "
+                             "'Packshots', 'Cut-outs:extract', 'Cut-outs:extract:dual', "
+                             "'Beach:bg=/path/beach.jpg' (a local image, or an http(s) URL handed to "
+                             "clients as is: the emulator never fetches it); also :jpg, :png, :webp")
+    parser.add_argument("--variant", action="append", default=[], choices=VARIANTS, metavar="NAME",
+                        help="take on a personality of the real service (repeatable; listed below)")
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = VARIANT_EPILOG
 
 
 def _load_faults(path: Path | None) -> dict[str, Any] | None:
@@ -56,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
         emulator = Emulator(api_key=args.api_key, processing_seconds=args.processing_seconds,
                             callback_secret=args.callback_secret, data_dir=args.data_dir,
                             host=args.host, port=args.port, faults=faults,
-                            upload_url_seconds=args.upload_url_seconds)
+                            upload_url_seconds=args.upload_url_seconds, profiles=args.profile,
+                            variants=args.variant)
         emulator.start()
     except (FaultError, ValueError, OSError) as exc:
         print(f"skylab-watch emulator: {exc}", file=sys.stderr)
@@ -67,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     signed = "signed with --callback-secret" if args.callback_secret else "unsigned"
     print(f"Studio emulator listening on {emulator.url} (API key from --api-key; callbacks {signed})",
           flush=True)
+    _print_setup(emulator)
     try:
         while not stop.wait(0.5):
             pass
@@ -74,6 +89,18 @@ def run(args: argparse.Namespace) -> int:
         emulator.stop()
     print("Studio emulator stopped", flush=True)
     return 0
+
+
+def _print_setup(emulator: Emulator) -> None:
+    """Say which profiles and variants the emulator starts with."""
+    state = emulator.state()
+    for profile in state["profiles"]:
+        kind = "extract" if profile["enableExtract"] else "plain"
+        kind += " + dual" if profile["dualFileOutput"] else ""
+        kind += f" + {len(profile['photos'])} background(s)" if profile["photos"] else ""
+        print(f"  profile {profile['id']}: {profile['name']} ({kind}, {profile['outputFileType']})", flush=True)
+    if state["variants"]:
+        print(f"  variants: {', '.join(state['variants'])}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,62 +1,60 @@
-"""The Emulator: wires state, store, faults, callbacks and the HTTP server.
+"""The Emulator: a `Studio` core served on a loopback socket, with a ticker and callbacks.
 
 Usable in-process (a context manager yielding itself, `emu.url` being the
-base URL) or from the CLI. Its admin methods are the same operations that the
+base URL) or from the CLI. The HTTP server only sees `Emulator.handle`,
+which sends `/_emulator/` to the admin endpoints and everything else to
+`Studio.handle`. Its admin methods are the operations that the
 `/_emulator/` endpoints expose over HTTP.
+
+Stopping and starting again on the same port with the same `data_dir`
+keeps everything: records, bytes, the URL signing key (URLs handed out
+before still work) and queued jobs, whose progress is a function of the
+clock and continues where it was.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
-import time
-from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
-from skylab_watch.emulator import processing
+from skylab_watch.emulator.admin import ADMIN_PREFIX, serve_admin
 from skylab_watch.emulator.callbacks import CallbackSender
-from skylab_watch.emulator.faults import Faults, validate
-from skylab_watch.emulator.progress import advance_jobs
+from skylab_watch.emulator.core import FOURTEEN_DAYS, Studio
+from skylab_watch.emulator.faults import Faults
+from skylab_watch.emulator.profile_specs import ProfileSpec, parse_profile_spec, seed_profiles
+from skylab_watch.emulator.protocol import Request, Response
 from skylab_watch.emulator.server import EmulatorHTTPServer
-from skylab_watch.emulator.state import AccountState, Profile
-from skylab_watch.emulator.store import ObjectStore, UrlSigner, original_key
-from skylab_watch.emulator.views import render_admin_job, render_admin_photo, render_job, render_profile
-
-FOURTEEN_DAYS = 14 * 24 * 3600.0
-CACHE_LIMIT = 256
 
 
 class Emulator:
-    """A local Skylab Studio: `with Emulator(api_key="k") as emu: requests.get(emu.url + ...)`."""
+    """A local Skylab Studio: `with Emulator(api_key="k") as emu: requests.get(emu.url + ...)`.
+
+    `profiles`: specs such as "Cut-outs:extract:dual" (see profile_specs.py)
+    created at start unless a profile of that name exists. `variants`: the
+    personalities to take on (see variants.py; `VARIANTS` lists them).
+    Raise ValueError for an empty key, an unknown variant or an unusable
+    profile spec, and faults.FaultError for a bad fault document.
+    """
 
     def __init__(self, api_key: str, processing_seconds: float = 2.0, callback_secret: str | None = None,
                  data_dir: str | Path | None = None, host: str = "127.0.0.1", port: int = 0,
                  faults: dict[str, Any] | None = None, upload_url_seconds: float = 900.0,
-                 download_url_seconds: float = FOURTEEN_DAYS, tick_seconds: float = 0.05) -> None:
-        if not api_key:
-            raise ValueError("the emulator needs a non-empty api_key")
-        self.api_key = api_key
-        self.processing_seconds = float(processing_seconds)
-        self.upload_url_seconds = float(upload_url_seconds)
-        self.download_url_seconds = float(download_url_seconds)
+                 download_url_seconds: float = FOURTEEN_DAYS, tick_seconds: float = 0.05,
+                 profiles: Iterable[str | ProfileSpec] = (), variants: Iterable[str] = ()) -> None:
+        self.studio = Studio(api_key, processing_seconds, data_dir, upload_url_seconds,
+                             download_url_seconds, tuple(variants))
         self.host, self.port = host, port
         self._tick_seconds = tick_seconds
-        self.state_model = AccountState(Path(data_dir) if data_dir is not None else None)
-        self.objects = ObjectStore(self.state_model.data_dir)
-        self.signer = UrlSigner(self.state_model.signing_key)
-        self.faults = Faults()
         self.callbacks = CallbackSender(callback_secret)
-        self._calls: Counter[str] = Counter()
-        self._calls_lock = threading.Lock()
-        self._cache: dict[tuple[str, processing.OutputSpec], tuple[bytes, str]] = {}
-        self._cache_lock = threading.Lock()
+        self.studio.on_job_finished = self.callbacks.send
         self._server: EmulatorHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
+        specs = [p if isinstance(p, ProfileSpec) else parse_profile_spec(p) for p in profiles]
         if faults:
             self.set_faults(faults)
+        seed_profiles(self.studio, specs)
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -69,10 +67,26 @@ class Emulator:
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
+    @property
+    def processing_seconds(self) -> float:
+        """Time from queue to completed; settable while running."""
+        return self.studio.processing_seconds
+
+    @processing_seconds.setter
+    def processing_seconds(self, value: float) -> None:
+        self.studio.processing_seconds = float(value)
+
+    @property
+    def faults(self) -> Faults:
+        """The current fault settings."""
+        return self.studio.faults
+
     def start(self) -> Emulator:
         """Bind the socket and start serving, ticking and delivering callbacks."""
-        self._server = EmulatorHTTPServer((self.host, self.port), self)
+        self._server = EmulatorHTTPServer((self.host, self.port), self.handle)
         self.port = self._server.server_address[1]
+        self.studio.base_url = self.url
+        self.studio.open()
         self._stopping.clear()
         self.callbacks.start()
         self._threads = [
@@ -85,13 +99,18 @@ class Emulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving and join the threads; safe to call twice."""
+        """Stop serving, stop writing the state, join the threads; safe to call twice.
+
+        After stop the data directory is never written again by this
+        instance, so a new one may start on it at once.
+        """
         if self._server is None:
             return
         self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
         self._server.close_connections()
+        self.studio.close()
         for thread in self._threads:
             thread.join(timeout=5)
         self.callbacks.stop()
@@ -107,85 +126,15 @@ class Emulator:
         """Advance jobs regularly so that callbacks fire without any request."""
         while not self._stopping.wait(self._tick_seconds):
             try:
-                self.advance()
+                self.studio.advance()
             except Exception:  # never let the ticker die; the next request retries
                 pass
 
-    # ---- used by the endpoints -------------------------------------------
-
-    def count_call(self, key: str) -> None:
-        """Record one call to an endpoint key."""
-        with self._calls_lock:
-            self._calls[key] += 1
-
-    def advance(self) -> None:
-        """Settle job statuses from the clock and send the callbacks that became due."""
-        with self.state_model.lock:
-            due = advance_jobs(self.state_model, time.time(), self.processing_seconds)
-            bodies = [(job_id, self.state_model.jobs[job_id].callback_url,
-                       json.dumps(render_job(self, self.state_model.jobs[job_id]))) for job_id in due]
-        for job_id, url, body in bodies:
-            self.callbacks.send(job_id, str(url), body)
-
-    def upload_url(self, photo_id: int, md5: str | None) -> str:
-        """Return a presigned PUT URL for a photo's bytes."""
-        return self.signer.sign(self.url, "PUT", f"/_store/originals/{photo_id}",
-                                self.upload_url_seconds, md5)
-
-    def original_url(self, photo_id: int) -> str:
-        """Return a presigned GET URL for a photo's uploaded bytes."""
-        return self.signer.sign(self.url, "GET", f"/_store/originals/{photo_id}", self.download_url_seconds)
-
-    def retouched_url(self, photo_id: int) -> str:
-        """Return a presigned GET URL for a photo's output (TTL settable by fault)."""
-        ttl = self.faults.retouched_url_seconds(self.download_url_seconds)
-        return self.signer.sign(self.url, "GET", f"/_store/retouched/{photo_id}", ttl)
-
-    def store_original(self, photo_id: int, data: bytes, tagging: str | None) -> bool:
-        """Keep a photo's uploaded bytes; False if the photo no longer exists."""
-        with self.state_model.lock:
-            photo = self.state_model.photos.get(photo_id)
-            if photo is None:
-                return False
-            self.objects.put(original_key(photo_id), data)
-            photo.md5, photo.size = hashlib.md5(data).hexdigest(), len(data)
-            photo.tagging, photo.uploaded_at = tagging, time.time()
-            self.state_model.save()
-            return True
-
-    def forget_photo(self, photo_id: int) -> None:
-        """Delete a photo record and its bytes (caller holds the state lock)."""
-        self.state_model.photos.pop(photo_id, None)
-        self.objects.delete(original_key(photo_id))
-
-    def retouched_bytes(self, photo_id: int) -> tuple[bytes, str] | None:
-        """Return (bytes, content type) of a photo's output, or None if it has none."""
-        with self.state_model.lock:
-            photo = self.state_model.photos.get(photo_id)
-            job = self.state_model.jobs.get(photo.job_id) if photo and photo.job_id else None
-            profile = self.state_model.profiles.get(job.profile_id) if job else None
-            if photo is None or not photo.retouched or profile is None or photo.md5 is None:
-                return None
-            key = (photo.md5, _spec(profile))
-        return self._render(key, photo_id)
-
-    def _render(self, key: tuple[str, processing.OutputSpec], photo_id: int) -> tuple[bytes, str] | None:
-        """Render (or fetch from the cache) an output; the same input gives the same bytes."""
-        with self._cache_lock:
-            if key in self._cache:
-                return self._cache[key]
-        original = self.objects.get(original_key(photo_id))
-        if original is None:
-            return None
-        try:
-            result = processing.render_output(original, key[1])
-        except processing.ImageError:
-            return None
-        with self._cache_lock:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = result
-        return result
+    def handle(self, req: Request) -> Response:
+        """The one callable the HTTP server sees: admin endpoints here, the rest to the core."""
+        if req.path.startswith(ADMIN_PREFIX):
+            return serve_admin(self, req)
+        return self.studio.handle(req)
 
     # ---- admin -----------------------------------------------------------
 
@@ -195,62 +144,31 @@ class Emulator:
         Raise faults.FaultError naming every bad key. `out_of_credits` sets the
         credits flag rather than being stored as a fault.
         """
-        validate(faults)
-        doc = dict(faults)
-        if "out_of_credits" in doc:
-            self.set_out_of_credits(bool(doc.pop("out_of_credits")))
-        if replace:
-            self.faults.clear()
-        self.faults.merge(doc)
-        return self.faults.to_dict()
+        return self.studio.set_faults(faults, replace)
 
     def clear_faults(self) -> None:
-        """Remove every fault (the credits flag is left as it is)."""
-        self.faults.clear()
+        """Remove every fault; variants go back to those given at start (credits are left as they are)."""
+        self.studio.faults.clear()
 
     def set_out_of_credits(self, out: bool) -> None:
         """Set the out-of-credits flag; False adds credits back."""
-        with self.state_model.lock:
-            self.state_model.out_of_credits = out
-            self.state_model.save()
+        self.studio.set_out_of_credits(out)
 
     def calls(self) -> dict[str, int]:
         """Return call counts per endpoint key ("POST jobs", "PUT store", ...)."""
-        with self._calls_lock:
-            return dict(self._calls)
+        return self.studio.calls()
 
     def reset_calls(self) -> None:
         """Zero every call count."""
-        with self._calls_lock:
-            self._calls.clear()
+        self.studio.reset_calls()
 
     def state(self) -> dict[str, Any]:
-        """Return everything the emulator knows, for tests and the admin endpoint."""
-        self.advance()
-        with self.state_model.lock:
-            model = self.state_model
-            return {
-                "jobs": [render_admin_job(self, j) for j in sorted(model.jobs.values(), key=lambda j: j.id)],
-                "photos": [render_admin_photo(self, p) for p in sorted(model.photos.values(), key=lambda p: p.id)],
-                "profiles": [render_profile(self, p) for p in sorted(model.profiles.values(), key=lambda p: p.id)],
-                "out_of_credits": model.out_of_credits,
-                "faults": self.faults.to_dict(),
-                "callbacks": self.callbacks.deliveries(),
-                "processing_seconds": self.processing_seconds,
-            }
+        """Return everything the emulator knows (documented shapes), for tests and the admin endpoint."""
+        doc = self.studio.snapshot()
+        doc["callbacks"] = self.callbacks.deliveries()
+        return doc
 
     def reset(self) -> None:
         """Drop every record, object, fault, call count and callback log entry."""
-        with self.state_model.lock:
-            self.state_model.reset()
-            self.objects.clear()
-            self.state_model.save()
-        self.faults.clear()
-        self.reset_calls()
+        self.studio.reset()
         self.callbacks.clear()
-
-
-def _spec(profile: Profile) -> processing.OutputSpec:
-    """Return what a profile asks of its outputs."""
-    return processing.OutputSpec(extract=profile.enable_extract, output_file_type=profile.output_file_type,
-                                 crop=profile.enable_crop, strip_metadata=profile.enable_strip_png_metadata)

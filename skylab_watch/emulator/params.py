@@ -6,6 +6,7 @@ strings), so the readers accept both spellings of numbers and booleans.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any
 
 from skylab_watch.emulator.protocol import ApiError
@@ -58,8 +59,13 @@ def path_id(raw: str | None, kind: str) -> int:
 
 
 def check_photo_name(name: str) -> None:
-    """422 unless the photo name has an accepted image extension."""
-    if not name.lower().endswith(ALLOWED_EXTENSIONS):
+    """422 unless the photo name has an accepted image extension, or none at all.
+
+    The JS and .NET clients' own tests create photos named without an
+    extension; the bytes, not the name, say what the image is.
+    """
+    suffix = PurePosixPath(name).suffix
+    if suffix and suffix.lower() not in ALLOWED_EXTENSIONS:
         raise ApiError(422, f"photo name {name!r} has an unsupported extension: "
                             f"use one of {', '.join(ALLOWED_EXTENSIONS)}")
     if "/" in name or "\\" in name:

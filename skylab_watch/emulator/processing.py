@@ -23,10 +23,15 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """What a profile asks of an output; hashable so outputs can be cached."""
+    """What a profile asks of an output; hashable so outputs can be cached.
+
+    `file_type` is the type delivered (the core decides it from the profile
+    and the active variants): "png" or "webp" for a cut-out, the profile's
+    output type otherwise.
+    """
 
     extract: bool
-    output_file_type: str
+    file_type: str
     crop: bool
     strip_metadata: bool
 
@@ -53,24 +58,38 @@ def limit_problem(width: int, height: int) -> str | None:
 
 
 def _load_rgb(data: bytes) -> pyvips.Image:
-    """Decode to 8-bit sRGB with exactly three bands (alpha flattened on white)."""
-    image = pyvips.Image.new_from_buffer(data, "", access="sequential").autorot()
+    """Decode to 8-bit sRGB with exactly three bands (alpha flattened on white), in memory.
+
+    The cut-out reads the four corner pixels before the rows in between, so
+    the decoded image must allow random access: a sequential decode fails
+    with "out of order read" as soon as a JPEG or PNG is taller than the
+    decoder's look-behind (about 750 px). Decoding once into memory (72 MB
+    for a 24 MP photo) also serves the several passes over the pixels.
+    """
+    image = pyvips.Image.new_from_buffer(data, "").autorot()
     image = image.colourspace("srgb")
     if image.hasalpha():
         image = image.flatten(background=[255, 255, 255])
     if image.bands == 1:
         image = image.bandjoin([image, image])
-    return image[0:3].cast("uchar")
+    return image[0:3].cast("uchar").copy_memory()
+
+
+LUMA = (0.299, 0.587, 0.114)
+# More saturation: each channel moves 30 % further away from the pixel's grey.
+SATURATE = [[(1.3 if row == col else 0.0) - 0.3 * LUMA[col] for col in range(3)] for row in range(3)]
 
 
 def _retouch(image: pyvips.Image, crop: bool) -> pyvips.Image:
-    """Return a visibly different image: more contrast, brighter, more saturated."""
+    """Return a visibly different image: more contrast and saturation.
+
+    Done in sRGB with one 3x3 matrix and one linear step (a cast clamps to
+    0..255), which costs a tenth of a round trip through LCh at 24 MP.
+    """
     if crop and image.width > 20 and image.height > 20:
         dx, dy = image.width // 20, image.height // 20
         image = image.crop(dx, dy, image.width - 2 * dx, image.height - 2 * dy)
-    lch = image.colourspace("lch")
-    lch = lch.linear([1.15, 1.3, 1.0], [-2.0, 0.0, 0.0])
-    return lch.colourspace("srgb").cast("uchar")
+    return image.recomb(SATURATE).linear([1.15] * 3, [-12.0] * 3).cast("uchar").copy(interpretation="srgb")
 
 
 def _background_colour(image: pyvips.Image) -> list[float]:
@@ -95,12 +114,15 @@ def _cut_out(image: pyvips.Image) -> pyvips.Image:
 
 
 def _encode(image: pyvips.Image, file_type: str, strip: bool) -> bytes:
-    """Encode in `file_type`; metadata is stripped when asked (and always for JPEG/WebP)."""
+    """Encode in `file_type`; metadata is stripped when asked (and always for JPEG/WebP).
+
+    WebP uses the fastest effort: at the default a 24 MP cut-out takes 6 s.
+    """
     if file_type == "png":
         keep = pyvips.enums.ForeignKeep.NONE if strip else pyvips.enums.ForeignKeep.ALL
         return image.pngsave_buffer(keep=keep)
     if file_type == "webp":
-        return image.webpsave_buffer(Q=85, keep=pyvips.enums.ForeignKeep.NONE)
+        return image.webpsave_buffer(Q=85, effort=0, keep=pyvips.enums.ForeignKeep.NONE)
     return image.jpegsave_buffer(Q=88, keep=pyvips.enums.ForeignKeep.NONE)
 
 
@@ -109,14 +131,10 @@ def render_output(original: bytes, spec: OutputSpec) -> tuple[bytes, str]:
 
     Raise ImageError if the original cannot be decoded.
     """
+    file_type = spec.file_type if spec.file_type in CONTENT_TYPES else "jpg"
     try:
         image = _load_rgb(original)
-        if spec.extract:
-            file_type = "webp" if spec.output_file_type == "webp" else "png"
-            out = _cut_out(image)
-        else:
-            file_type = spec.output_file_type if spec.output_file_type in CONTENT_TYPES else "jpg"
-            out = _retouch(image, spec.crop)
+        out = _cut_out(image) if spec.extract else _retouch(image, spec.crop)
         return _encode(out, file_type, spec.strip_metadata), CONTENT_TYPES[file_type]
     except pyvips.Error as exc:
         raise ImageError(str(exc)) from exc

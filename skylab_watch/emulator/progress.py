@@ -71,14 +71,3 @@ def jobs_in_front(state: AccountState, job: Job) -> int:
         if other.id != job.id and other.status in ACTIVE and other.queued_at is not None
         and (job.queued_at is None or (other.queued_at, other.id) < (job.queued_at, job.id))
     )
-
-
-def photo_status(job: Job | None, photo_retouched: bool, uploaded: bool) -> str:
-    """Return a photo's status word, derived from its job and its own progress."""
-    if photo_retouched:
-        return "completed"
-    if job is None or job.status == "pending":
-        return "uploaded" if uploaded else "pending"
-    if job.status == "completed":
-        return "processing"
-    return job.status

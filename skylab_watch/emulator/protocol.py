@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 from xml.sax.saxutils import escape
 
 
@@ -24,10 +24,17 @@ class Request:
     body: bytes
     params: dict[str, Any] = field(default_factory=dict)
     route_id: str | None = None
+    # The transport left the body unread (and will close the connection):
+    # over MAX_BODY_BYTES (`declared_length` says its size) or chunked (-1).
+    body_unread: bool = False
+    declared_length: int = 0
 
     def header(self, name: str) -> str | None:
         """Return a header value, matching the name case-insensitively."""
         return self.headers.get(name.lower())
+
+
+MAX_BODY_BYTES = 27 * 1024 * 1024  # the store's upload limit; the API never needs more
 
 
 @dataclass
@@ -38,6 +45,9 @@ class Response:
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[Request], Response]
 
 
 class ApiError(Exception):

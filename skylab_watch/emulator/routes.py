@@ -1,10 +1,11 @@
 """The API's route table and the order in which a request is served.
 
-Order for `/api/public/v1/...`: count the call, add latency, inject a fault
-error, check the API key (403), 404 for unknown routes, parse parameters,
-refuse paid calls while out of credits (402), then run the endpoint under
-the state lock and save. Endpoint keys have the form `"METHOD route"` with
-the route template, e.g. `"GET jobs/{id}"`; fault rules use the same keys.
+Order for `/api/public/v1/...`: count the call, add latency, decide a fault
+error (answered now, or with `after` once the endpoint has acted), check the
+API key (403), 404 for unknown routes, parse parameters, refuse paid calls
+while out of credits (402, or the variant's shape), then run the endpoint
+under the state lock and save. Endpoint keys have the form `"METHOD route"`
+with the route template, e.g. `"GET jobs/{id}"`; fault rules use the same keys.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from skylab_watch.emulator import jobs_api, photos_api, profiles_api
+from skylab_watch.emulator.faults import InjectedError
 from skylab_watch.emulator.protocol import ApiError, Request, Response, message_response
 
 if TYPE_CHECKING:
-    from skylab_watch.emulator.emulator import Emulator
+    from skylab_watch.emulator.core import Studio
 
 API_PREFIX = "/api/public/v1/"
-Endpoint = Callable[["Emulator", Request], Response]
+Endpoint = Callable[["Studio", Request], Response]
 
 ROUTES: list[tuple[str, str, Endpoint]] = [
     ("GET", "jobs", jobs_api.list_jobs),
@@ -41,6 +43,7 @@ ROUTES: list[tuple[str, str, Endpoint]] = [
     ("GET", "profiles/{id}", profiles_api.get_profile),
     ("PATCH", "profiles/{id}", profiles_api.update_profile),
     ("PUT", "profiles/{id}", profiles_api.update_profile),
+    ("GET", "profiles/{id}/bg_photos", profiles_api.bg_photos),
     ("POST", "photos", photos_api.create_photo),
     ("GET", "photos/upload_url", photos_api.upload_url),
     ("GET", "photos/list_for_job", photos_api.list_for_job),
@@ -85,51 +88,51 @@ def parse_params(req: Request) -> dict:
     return params
 
 
-def _authorised(emu: Emulator, req: Request) -> bool:
+def _authorised(studio: Studio, req: Request) -> bool:
     """True when X-SLT-API-KEY matches, compared in constant time."""
     given = req.header("X-SLT-API-KEY") or ""
-    return hmac.compare_digest(given.encode(), emu.api_key.encode())
+    return hmac.compare_digest(given.encode(), studio.api_key.encode())
 
 
-def _injected(emu: Emulator, key: str) -> Response | None:
-    """Return an injected error response for this call, if a fault rule fires."""
-    error = emu.faults.error_for(key)
-    if error is None:
-        return None
+def error_response(error: InjectedError) -> Response:
+    """Return an injected error in the API's shape."""
     headers = {"Retry-After": str(math.ceil(error.retry_after))} if error.retry_after is not None else {}
     return message_response(error.status, error.message, headers)
 
 
-def serve_api(emu: Emulator, req: Request) -> Response:
+def serve_api(studio: Studio, req: Request) -> Response:
     """Serve one request below `/api/public/v1/` in the order the module docstring gives."""
     key, endpoint, req.route_id = match_route(req.method, req.path[len(API_PREFIX):])
-    emu.count_call(key)
-    delay = emu.faults.latency(key)
+    studio.count_call(key)
+    delay = studio.faults.latency(key)
     if delay:
         time.sleep(delay)
-    injected = _injected(emu, key)
-    if injected is not None:
-        return injected
-    if not _authorised(emu, req):
+    injected = studio.faults.error_for(key, f"{req.method} {req.path}")
+    if injected is not None and not injected.after:
+        return error_response(injected)
+    if not _authorised(studio, req):
         return message_response(403, "Invalid or missing API key (X-SLT-API-KEY)")
     if endpoint is None:
         return message_response(404, f"no endpoint {req.method} {req.path}")
     try:
         req.params = parse_params(req)
-        return _run_endpoint(emu, key, endpoint, req)
+        response = _run_endpoint(studio, key, endpoint, req)
     except ApiError as exc:
-        return message_response(exc.status, exc.message)
+        response = message_response(exc.status, exc.message)
+    return error_response(injected) if injected is not None else response
 
 
-def _run_endpoint(emu: Emulator, key: str, endpoint: Endpoint, req: Request) -> Response:
+def _run_endpoint(studio: Studio, key: str, endpoint: Endpoint, req: Request) -> Response:
     """Run an endpoint under the state lock, after settling job progress; save changes."""
-    emu.advance()
-    with emu.state_model.lock:
-        if key in PAID_KEYS and emu.state_model.out_of_credits:
-            raise ApiError(402, "Out of credits: add credits to your account to continue")
-        response = endpoint(emu, req)
+    studio.advance()
+    with studio.state.lock:
+        if key in PAID_KEYS and studio.state.out_of_credits:
+            status, message = studio.personality.apply(
+                "credits", (402, "Out of credits: add credits to your account to continue"))
+            raise ApiError(status, message)
+        response = endpoint(studio, req)
         if req.method != "GET":
-            emu.state_model.save()
+            studio.state.save()
     if req.method != "GET":
-        emu.advance()
+        studio.advance()
     return response

@@ -69,6 +69,14 @@ class Photo:
     uploaded_at: float | None = None
     withheld: bool = False
     retouched: bool = False
+    # Read from the image header when the bytes are PUT, so that queueing
+    # never decodes anything under the lock: size, or why it is unreadable.
+    width: int | None = None
+    height: int | None = None
+    image_problem: str | None = None
+    # A background given by URL at start (`--profile NAME:bg=URL`): served
+    # as its originalUrl as is; the emulator never fetches it.
+    source_url: str | None = None
 
 
 def _from_dict(cls: type, data: dict[str, Any]) -> Any:
@@ -89,6 +97,7 @@ class AccountState:
         self.next_ids = {"profile": 1, "job": 1, "photo": 1}
         self.out_of_credits = False
         self.signing_key = secrets.token_bytes(32)
+        self.closed = False
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True)
             self._load()
@@ -126,8 +135,13 @@ class AccountState:
     # ---- persistence -----------------------------------------------------
 
     def save(self) -> None:
-        """Write the state atomically if a data directory is configured."""
-        if self.data_dir is None:
+        """Write the state atomically if a data directory is configured.
+
+        Once `closed` (the emulator stopped), nothing is written: a request
+        still finishing in an old instance must not overwrite the state of a
+        new instance started on the same data directory.
+        """
+        if self.data_dir is None or self.closed:
             return
         doc = {
             "version": STATE_VERSION,

@@ -1,8 +1,9 @@
 """The object store behind presigned URLs: signing, verifying, keeping bytes.
 
 Like S3, a URL carries its own authority: an expiry and an HMAC over the
-method, path, expiry and (for uploads) the promised Content-MD5, keyed with a
-secret only this emulator knows. No API key is needed on store URLs.
+method, path, expiry and (for uploads) the promised Content-MD5 and
+X-Amz-Tagging, keyed with a secret only this emulator knows (kept in the
+data directory, so URLs stay valid across a restart). No API key is needed on store URLs.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from urllib.parse import urlencode
 
 EXPIRES_PARAM = "X-Amz-Expires-At"
 SIGNATURE_PARAM = "X-Amz-Signature"
-MD5_BOUND_PARAM = "X-Amz-Md5-Bound"
+SIGNED_HEADERS_PARAM = "X-Amz-SignedHeaders"
+SIGNABLE = ("content-md5", "x-amz-tagging")
 
 
 class UrlSigner:
@@ -26,40 +28,47 @@ class UrlSigner:
     def __init__(self, key: bytes) -> None:
         self._key = key
 
-    def _mac(self, method: str, path: str, expires: int, md5: str) -> str:
-        message = f"{method}\n{path}\n{expires}\n{md5}".encode()
+    def _mac(self, method: str, path: str, expires: int, signed: dict[str, str]) -> str:
+        values = "\n".join(f"{name}:{signed[name]}" for name in SIGNABLE if name in signed)
+        message = f"{method}\n{path}\n{expires}\n{values}".encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
-    def sign(self, base_url: str, method: str, path: str, ttl: float, md5: str | None = None) -> str:
+    def sign(self, base_url: str, method: str, path: str, ttl: float, md5: str | None = None,
+             tagging: str | None = None) -> str:
         """Return `base_url + path` signed for `method` until now + `ttl` seconds.
 
-        A PUT URL signed with `md5` only accepts a request whose Content-MD5
-        header is exactly that value, as S3 does.
+        As with S3, a header signed into the URL must be sent with exactly
+        the signed value: `md5` binds Content-MD5, `tagging` X-Amz-Tagging
+        (a PUT without it, or with another value, does not match).
         """
         expires = int(time.time() + ttl)
+        signed = {name: value for name, value in zip(SIGNABLE, (md5, tagging)) if value is not None}
         query = {EXPIRES_PARAM: str(expires)}
-        if md5 is not None:
-            query[MD5_BOUND_PARAM] = "1"
-        query[SIGNATURE_PARAM] = self._mac(method, path, expires, md5 or "")
+        if signed:
+            query[SIGNED_HEADERS_PARAM] = ";".join(signed)
+        query[SIGNATURE_PARAM] = self._mac(method, path, expires, signed)
         return f"{base_url}{path}?{urlencode(query)}"
 
-    def check(self, method: str, path: str, query: dict[str, str], content_md5: str | None) -> str | None:
-        """Return None if the request is authorised, else the S3 error message.
+    def check(self, method: str, path: str, query: dict[str, str], headers: dict[str, str]) -> str | None:
+        """Return None if the request is authorised, else the S3 error code.
 
-        The signature is checked before the expiry so that a tampered URL is
-        reported as such even when it is also old.
+        `headers` are the request's, lower-cased. The signature is checked
+        before the expiry so that a tampered URL is reported as such even
+        when it is also old.
         """
         try:
             expires = int(query.get(EXPIRES_PARAM, ""))
         except ValueError:
             return "SignatureDoesNotMatch"
-        md5 = (content_md5 or "") if query.get(MD5_BOUND_PARAM) == "1" else ""
-        expected = self._mac(method, path, expires, md5)
+        names = [n for n in query.get(SIGNED_HEADERS_PARAM, "").split(";") if n]
+        if any(n not in SIGNABLE for n in names):
+            return "SignatureDoesNotMatch"
+        expected = self._mac(method, path, expires, {n: headers.get(n) or "" for n in names})
         if not hmac.compare_digest(expected, query.get(SIGNATURE_PARAM, "")):
             return "SignatureDoesNotMatch"
         if time.time() > expires:
-            return "Request has expired"
+            return "AccessDenied"
         return None
 
 

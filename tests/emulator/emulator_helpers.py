@@ -15,11 +15,20 @@ import requests
 
 KEY = "test-key"
 PREFIX = "/api/public/v1/"
+TAGGING = "job=photo&api=true"
 
 
 def md5_b64(data: bytes) -> str:
     """Return the Content-MD5 value of `data`."""
     return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def put_headers(data: bytes, tagging: str | None = TAGGING) -> dict[str, str]:
+    """Return the headers of a PUT of a job photo's bytes (tagging is signed into its URL)."""
+    headers = {"Content-MD5": md5_b64(data)}
+    if tagging is not None:
+        headers["X-Amz-Tagging"] = tagging
+    return headers
 
 
 def make_image(width: int = 120, height: int = 90, fmt: str = ".png") -> bytes:
@@ -73,8 +82,7 @@ class Api:
         """Create a photo, get its URL and PUT the bytes; return the photo record."""
         photo = self.ok("POST", "photos", json={key: job_id, "name": name, "use_cache_upload": False})
         url = self.ok("GET", "photos/upload_url", params={"photo_id": photo["id"], "content_md5": md5_b64(data)})["url"]
-        put = requests.put(url, data=data, headers={"Content-MD5": md5_b64(data),
-                                                    "X-Amz-Tagging": "job=photo&api=true"}, timeout=10)
+        put = requests.put(url, data=data, headers=put_headers(data), timeout=10)
         assert put.status_code == 200, put.text
         return photo
 

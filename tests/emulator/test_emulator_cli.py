@@ -54,3 +54,47 @@ def test_cli_loads_faults_from_a_file_and_refuses_a_bad_one(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "skylab_watch.emulator.cli", "--port", "0", "--api-key", "k",
                           "--faults", str(faults)], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "status" in bad.stderr
+
+
+def test_cli_starts_with_profiles_backgrounds_and_variants(tmp_path):
+    import pyvips
+
+    backdrop = tmp_path / "beach.jpg"
+    pyvips.Image.black(64, 48, bands=3).write_to_file(str(backdrop))
+    proc, url = _start("--profile", "Packshots", "--profile", "Cut-outs:extract:dual",
+                       "--profile", f"Beach:bg={backdrop}", "--profile", "Remote:bg=http://example.invalid:81/sea.jpg",
+                       "--variant", "slim-job-photos", "--variant", "jobs-in-front-string")
+    try:
+        headers = {"X-SLT-API-KEY": "cli-secret-key"}
+        profiles = {p["name"]: p for p in requests.get(url + "/api/public/v1/profiles", headers=headers,
+                                                       timeout=5).json()}
+        state = requests.get(url + "/_emulator/state", timeout=5).json()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    assert not profiles["Packshots"]["enableExtract"]
+    assert profiles["Cut-outs"]["enableExtract"] and profiles["Cut-outs"]["dualFileOutput"]
+    beach = profiles["Beach"]
+    assert beach["enableExtract"] and beach["replaceBackground"] and beach["photos"][0]["name"] == "beach.jpg"
+    assert beach["photos"][0]["originalUrl"].startswith(url)  # a local file is served from the store
+    assert profiles["Remote"]["photos"][0]["originalUrl"] == "http://example.invalid:81/sea.jpg"  # a URL as is
+    assert state["variants"] == ["slim-job-photos", "jobs-in-front-string"]
+
+
+@pytest.mark.parametrize("option, complaint", [
+    (["--profile", "X:sepia"], "sepia"),
+    (["--profile", "X:bg=/no/such/file.jpg"], "/no/such/file.jpg"),
+    (["--variant", "nope"], "nope"),
+])
+def test_cli_refuses_a_bad_profile_or_variant(option, complaint):
+    bad = subprocess.run([sys.executable, "-m", "skylab_watch.emulator.cli", "--port", "0", "--api-key", "k",
+                          *option], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and complaint in bad.stderr
+
+
+def test_cli_help_lists_every_variant():
+    text = subprocess.run([sys.executable, "-m", "skylab_watch.emulator.cli", "--help"],
+                          capture_output=True, text=True, timeout=30).stdout
+    from skylab_watch.emulator import VARIANTS
+
+    assert all(name in text for name in VARIANTS) and "--profile" in text

@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
-from emulator_helpers import Api, make_image, wait_until
+from emulator_helpers import Api, make_image, md5_b64, put_headers, wait_until
 
 from skylab_watch.emulator import Emulator, sign_callback
 
@@ -120,3 +120,39 @@ def test_restart_on_the_same_port_serves_pooled_clients_from_the_new_instance(tm
         api.profile(name="after")
         names = [p["name"] for p in api.ok("GET", "profiles")]
     assert names == ["before", "after"]
+
+
+def test_restart_on_the_same_port_keeps_processing_jobs_urls_and_credits(tmp_path):
+    data = make_image()
+    with Emulator(api_key="k", data_dir=tmp_path, processing_seconds=1.0) as first:
+        port, api = first.port, Api(first.url, "k")
+        profile = api.profile()
+        done = api.ready_job("done-before", profile, {"a.png": data})
+        running = api.job("running", profile["id"])
+        api.upload(running["id"], "b.png", data)
+        api.ok("POST", f"jobs/{running['id']}/queue")
+        waiting = api.job("waiting", profile["id"])
+        photo = api.ok("POST", "photos", json={"job_id": waiting["id"], "name": "c.png"})
+        upload_url = api.ok("GET", "photos/upload_url", params={"photo_id": photo["id"],
+                                                                "content_md5": md5_b64(data)})["url"]
+        first.set_out_of_credits(True)
+    with Emulator(api_key="k", data_dir=tmp_path, processing_seconds=1.0, port=port) as second:
+        assert second.url == f"http://127.0.0.1:{port}"
+        assert requests.put(upload_url, data=data, headers=put_headers(data), timeout=5).status_code == 200
+        assert requests.get(done["photos"][0]["retouchedUrl"], timeout=5).status_code == 200
+        assert api.ok("GET", f"jobs/{running['id']}")["status"] in ("queued", "processing", "completed")
+        assert api.wait_status(running["id"], "completed")["photos"][0]["retouchedUrl"]
+        assert second.state()["out_of_credits"] is True
+
+
+def test_a_stopped_instance_never_writes_the_state_of_its_successor(tmp_path):
+    first = Emulator(api_key="k", data_dir=tmp_path).start()
+    Api(first.url, "k").profile(name="kept")
+    first.stop()
+    with Emulator(api_key="k", data_dir=tmp_path) as second:
+        Api(second.url, "k").profile(name="newer")
+        first.studio.state.save()  # a late request of the old instance finishing now
+        first.studio.set_out_of_credits(True)
+    with Emulator(api_key="k", data_dir=tmp_path) as third:
+        state = third.state()
+    assert [p["name"] for p in state["profiles"]] == ["kept", "newer"] and state["out_of_credits"] is False

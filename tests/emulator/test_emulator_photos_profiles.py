@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import requests
-from emulator_helpers import Api, make_image, md5_b64, wait_until
+from emulator_helpers import Api, make_image, md5_b64, put_headers, wait_until
 
 from skylab_watch.emulator import Emulator
 
@@ -73,19 +73,19 @@ def _upload_url(api: Api, data: bytes) -> tuple[dict, str]:
 def test_put_with_bytes_not_matching_content_md5_answers_bad_digest(api):
     data = make_image()
     _, url = _upload_url(api, data)
-    response = requests.put(url, data=data + b"x", headers={"Content-MD5": md5_b64(data)}, timeout=5)
+    response = requests.put(url, data=data + b"x", headers=put_headers(data), timeout=5)
     assert response.status_code == 400 and "<Code>BadDigest</Code>" in response.text
-    assert requests.put(url, data=data, headers={"Content-MD5": md5_b64(data)}, timeout=5).status_code == 200
+    assert requests.put(url, data=data, headers=put_headers(data), timeout=5).status_code == 200
 
 
 def test_tampered_signature_answers_403_signature_does_not_match(api):
     data = make_image()
     _, url = _upload_url(api, data)
     tampered = url[:-3] + ("AAA" if not url.endswith("AAA") else "BBB")
-    response = requests.put(tampered, data=data, headers={"Content-MD5": md5_b64(data)}, timeout=5)
+    response = requests.put(tampered, data=data, headers=put_headers(data), timeout=5)
     assert response.status_code == 403 and "SignatureDoesNotMatch" in response.text
     other_path = url.replace("/originals/", "/originals/9")
-    assert requests.put(other_path, data=data, headers={"Content-MD5": md5_b64(data)}, timeout=5).status_code == 403
+    assert requests.put(other_path, data=data, headers=put_headers(data), timeout=5).status_code == 403
 
 
 def test_expired_upload_url_answers_403_request_has_expired():
@@ -94,7 +94,7 @@ def test_expired_upload_url_answers_403_request_has_expired():
         data = make_image()
         _, url = _upload_url(api, data)
         def put() -> requests.Response:
-            return requests.put(url, data=data, headers={"Content-MD5": md5_b64(data)}, timeout=5)
+            return requests.put(url, data=data, headers=put_headers(data), timeout=5)
 
         response = wait_until(lambda: (lambda r: [r] if r.status_code == 403 else None)(put()), timeout=5)[0]
         assert "Request has expired" in response.text and "AccessDenied" in response.text
@@ -103,14 +103,14 @@ def test_expired_upload_url_answers_403_request_has_expired():
 def test_put_over_27_mib_is_refused_with_entity_too_large(api):
     data = b"\0" * (27 * 1024 * 1024 + 1)
     _, url = _upload_url(api, data)
-    response = requests.put(url, data=data, headers={"Content-MD5": md5_b64(data)}, timeout=30)
+    response = requests.put(url, data=data, headers=put_headers(data), timeout=30)
     assert response.status_code == 400 and "EntityTooLarge" in response.text
 
 
 def test_store_urls_need_no_api_key_and_reject_wrong_method(api):
     data = make_image()
     photo, url = _upload_url(api, data)
-    assert requests.put(url, data=data, headers={"Content-MD5": md5_b64(data)}, timeout=5).status_code == 200
+    assert requests.put(url, data=data, headers=put_headers(data), timeout=5).status_code == 200
     original = api.ok("GET", f"photos/{photo['id']}")["originalUrl"]
     assert requests.put(original, data=data, timeout=5).status_code == 403
 
