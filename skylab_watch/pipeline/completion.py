@@ -14,7 +14,6 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyvips
@@ -25,6 +24,7 @@ from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.deliver import JobLook, deliver_photo, finish_original
 from skylab_watch.pipeline.jobs import job_vanished
 from skylab_watch.studio import NotFoundError, StudioError
+from skylab_watch.workers import WorkerPool
 
 log = logging.getLogger("skylab_watch")
 
@@ -48,8 +48,7 @@ class Deliveries:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._pool = ThreadPoolExecutor(ctx.config.download_concurrency, thread_name_prefix="deliver")
-        self._inflight: dict[int, Future] = {}
+        self._pool: WorkerPool[int] = WorkerPool(ctx.config.download_concurrency, "deliver")
         self._due: dict[int, float] = {}
         self._looks: dict[int, JobLook] = {}
         self._in_front: dict[int, int] = {}
@@ -66,18 +65,24 @@ class Deliveries:
                     self._due[job.id] = 0.0
 
     def busy(self) -> bool:
-        """Return True while a delivery is running."""
-        return bool(self._inflight)
+        """Return True while a delivery is running (or finished and not yet looked at)."""
+        return self._pool.busy()
 
-    def shutdown(self, grace_seconds: float) -> None:
-        """Wait up to `grace_seconds` for running deliveries; the rest are redone on the next start."""
-        deadline = time.monotonic() + grace_seconds
-        for future in list(self._inflight.values()):
-            try:
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - outcome recorded, or redone on restart
-                pass
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def in_flight(self) -> int:
+        """Return how many deliveries are submitted and not yet reaped."""
+        return len(self._pool)
+
+    def close(self) -> list[int]:
+        """Start no more deliveries (those not started yet are redone on the next start); return their ids."""
+        return self._pool.close()
+
+    def shutdown(self, grace_seconds: float) -> list[int]:
+        """Wait up to `grace_seconds` for running deliveries; return the photo ids abandoned.
+
+        An abandoned delivery is recorded as `delivering` (or `delivered`):
+        the next start delivers it again, reusing outputs already written.
+        """
+        return self._pool.shutdown(grace_seconds)
 
     def step(self, wakeup: threading.Event | None = None) -> None:
         """Reap finished deliveries, then look at every queued job that is due."""
@@ -149,14 +154,13 @@ class Deliveries:
                   extra=fields(photo.watch, photo=photo.rel_path))
 
     def _schedule(self, job: Job, photo, url: str | None, remote: dict) -> None:
-        if photo.id in self._inflight or not self.ctx.has_watch(photo.watch):
+        if self._pool.in_flight(photo.id) or not self.ctx.has_watch(photo.watch):
             return
         if url is None:  # delivered: only the original is left to handle
-            self._inflight[photo.id] = self._pool.submit(
-                finish_original, self.ctx, self.ctx.watch(photo.watch), photo)
+            self._pool.submit(photo.id, finish_original, self.ctx, self.ctx.watch(photo.watch), photo)
             return
         look = self._look_for(job, remote)
-        self._inflight[photo.id] = self._pool.submit(deliver_photo, self.ctx, photo, url, look)
+        self._pool.submit(photo.id, deliver_photo, self.ctx, photo, url, look)
 
     def _look_for(self, job: Job, remote: dict) -> JobLook:
         """Return the job's profile and its background photos, fetched once per job."""
@@ -178,22 +182,24 @@ class Deliveries:
         return pyvips.Image.new_from_buffer(buffer.getvalue(), "").copy_memory()
 
     def _reap(self, wakeup: threading.Event | None) -> None:
-        for photo_id, future in list(self._inflight.items()):
-            if not future.done():
-                continue
-            del self._inflight[photo_id]
-            try:
-                future.result()
+        for photo_id, outcome in self._pool.reap():
+            if not isinstance(outcome, BaseException):
                 self._clear_disk_notice(photo_id)
-            except StudioError as exc:
-                log.warning("delivery of photo row %s hit Studio trouble (%s); will try again", photo_id, exc)
-            except OSError as exc:
-                self._disk_trouble(photo_id, exc)
-            except Exception as exc:  # noqa: BLE001 - a bad result: retried, then failed with its reason
-                self._bad_result(photo_id, exc)
+            elif isinstance(outcome, StudioError):
+                log.warning("delivery of %s hit Studio trouble (%s); will try again",
+                            self._describe(photo_id), outcome)
+            elif isinstance(outcome, OSError):
+                self._disk_trouble(photo_id, outcome)
+            else:  # a bad result: retried, then failed with its reason
+                self._bad_result(photo_id, outcome)
             self._close_after(photo_id)
             if wakeup is not None:
                 wakeup.set()
+
+    def _describe(self, photo_id: int) -> str:
+        """Name a photo in a log line by its watch and path (`packshots: s1/IMG_1.jpg`)."""
+        photo = self.ctx.ledger.get_photo(photo_id)
+        return f"{photo.watch}: {photo.rel_path}" if photo else f"photo row {photo_id}"
 
     def _disk_trouble(self, photo_id: int, exc: OSError) -> None:
         """The output disk refused a write (full, read-only, permissions): keep the photo, say so, retry.
@@ -213,7 +219,7 @@ class Deliveries:
         if photo is not None and self.ctx.ledger.clear_notice(f"output:{photo.watch}"):
             log.info("%s: outputs can be written again", photo.watch)
 
-    def _bad_result(self, photo_id: int, exc: Exception) -> None:
+    def _bad_result(self, photo_id: int, exc: BaseException) -> None:
         """A result that does not decode may be a damaged transfer: fetch it again, up to 3 times."""
         photo = self.ctx.ledger.get_photo(photo_id)
         self._bad_results[photo_id] = self._bad_results.get(photo_id, 0) + 1
