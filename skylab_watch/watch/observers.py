@@ -133,8 +133,9 @@ class FolderWatcher:
     `mode` is the requested mode ("native" or "polling"); the `mode`
     property tells the one in use, which is "polling" after a fallback.
     `on_path` runs on the observer's thread and must be quick (put the path
-    on a queue); so does `on_overflow`, called when inotify lost events. Paths are POSIX, relative to `root`; paths outside the root
-    or through a symlink are never reported.
+    on a queue); so does `on_overflow`, called when inotify lost events.
+    Paths are POSIX, relative to `root`; paths outside the root or through a
+    symlink are never reported.
     """
 
     def __init__(
