@@ -114,7 +114,7 @@ class Daemon:
         uploads = self._uploads.shutdown(max(0.0, deadline - time.monotonic()))
         deliveries = self._deliveries.shutdown(max(0.0, deadline - time.monotonic()))
         if uploads or deliveries:
-            log.warning("stopping with %d upload(s) and %d deliver(ies) unfinished after the %g s grace: %s; "
+            log.warning("stopping with %d upload(s) and %d download(s) still running after the %g s grace: %s; "
                         "the ledger records them as in progress and the next start redoes them",
                         len(uploads), len(deliveries), grace_seconds,
                         ", ".join(self._describe(i) for i in [*uploads, *deliveries][:10]))
@@ -130,15 +130,15 @@ class Daemon:
         while not self.stopping.is_set():
             self._guard(self.step)
             if self.once:
-                left = self.unfinished()
-                if not left:
+                if self.finished():
                     break
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
-                    log.error("giving up after %g s (--timeout): still unfinished: %s", timeout, left.describe())
+                    log.error("giving up after %g s (--timeout): still unfinished: %s", timeout,
+                              self.unfinished().describe())
                     return 1
                 if now >= next_report:
-                    log.info("waiting for %s", left.describe())
+                    log.info("waiting for %s", self.unfinished().describe())
                     next_report = now + WAIT_REPORT_SECONDS
             self.wakeup.wait(TICK_SECONDS)
             self.wakeup.clear()
@@ -360,8 +360,15 @@ class Daemon:
         """Return True when every photo found is done, rejected, duplicate, superseded or failed.
 
         Only configured watches count: photos of a watch removed from the
-        config stay in the ledger but are not waited on.
+        config stay in the ledger but are not waited on. What is in memory is
+        checked first: the ledger is read only once that is all quiet.
         """
+        if any(not d.scanned and d.paused_reason is None for d in self.discoveries.values()):
+            return False
+        if any(d.pending() for d in self.discoveries.values()) or not self.events.empty():
+            return False
+        if self._uploads.busy() or self._deliveries.busy():
+            return False
         return not self.unfinished()
 
     def unfinished(self) -> Unfinished:

@@ -66,7 +66,7 @@ def test_sigterm_with_a_45_second_upload_in_flight_exits_0_within_the_grace_and_
     assert code == 0, _log(cfg)
     assert 2 <= took < 2 + 5, f"stopped in {took:.1f} s"
     print(f"stop with a 45 s PUT in flight, grace 2 s: {took:.1f} s")
-    assert "unfinished after the 2 s grace: w: slow.jpg" in _log(cfg)
+    assert "still running after the 2 s grace: w: slow.jpg" in _log(cfg)
     ledger = Ledger(cfg.parent / "state" / "ledger.sqlite3")
     assert [p.state for p in ledger.photos_in_state("uploading")] == ["uploading"], "the intent stays recorded"
     ledger.close()
