@@ -12,7 +12,6 @@ import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -26,10 +25,16 @@ from skylab_watch.pipeline.discovery import WatchDiscovery
 from skylab_watch.pipeline.failures import job_step_failed
 from skylab_watch.pipeline.outcomes import STOP_THE_PASS, Outcome, classify
 from skylab_watch.studio import StudioClient, StudioError
+from skylab_watch.unfinished import Unfinished, count_unfinished
+from skylab_watch.workers import WorkerPool
 
 log = logging.getLogger("skylab_watch")
 
 TICK_SECONDS = 0.2
+STOP_GRACE_SECONDS = 20.0
+"""On a stop, how long transfers in flight may finish before they are abandoned (README, unit, systemd/README say 20 s)."""
+WAIT_REPORT_SECONDS = 30.0
+"""How often `run --once` says what it still waits for."""
 
 
 class Daemon:
@@ -49,9 +54,8 @@ class Daemon:
         self.wakeup = threading.Event()
         self.heartbeat = time.monotonic()
         self.started_at = time.time()
-        self._uploads = ThreadPoolExecutor(config.upload_concurrency, thread_name_prefix="upload")
+        self._uploads: WorkerPool[int] = WorkerPool(config.upload_concurrency, "upload")
         self._deliveries = completion.Deliveries(self.ctx)
-        self._inflight: dict[int, Future] = {}
         self.callbacks: CallbackReceiver | None = None
         self._reload_requested = threading.Event()
         self.stall_seconds = 60.0
@@ -91,44 +95,74 @@ class Daemon:
         self.stopping.set()
         self.wakeup.set()
 
-    def shutdown(self, grace_seconds: float = 20.0) -> None:
-        """Stop observers and let in-flight transfers finish within a bound; the ledger stays consistent.
+    def shutdown(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """Stop taking work, give transfers in flight the grace, then abandon what is left.
 
-        A transfer abandoned here is recorded as in progress (its intent), so the
-        next start finishes or redoes it.
+        An abandoned transfer is recorded as in progress (its intent), so the
+        next start finishes or redoes it. Its thread is a daemon thread: it
+        never holds up the exit of the process.
         """
+        deadline = time.monotonic() + grace_seconds
+        self._uploads.close()
+        self._deliveries.close()
         for disc in self.discoveries.values():
             disc.stop()
         if self.callbacks is not None:
             self.callbacks.stop()
-        deadline = time.monotonic() + grace_seconds
-        for future in list(self._inflight.values()):
-            future_timeout = max(0.0, deadline - time.monotonic())
-            try:
-                future.result(timeout=future_timeout)
-            except Exception:  # noqa: BLE001 - its outcome is already recorded or will be redone
-                pass
-        self._uploads.shutdown(wait=False, cancel_futures=True)
-        self._deliveries.shutdown(max(0.0, deadline - time.monotonic()))
+        uploads = self._uploads.shutdown(max(0.0, deadline - time.monotonic()))
+        deliveries = self._deliveries.shutdown(max(0.0, deadline - time.monotonic()))
+        if uploads or deliveries:
+            log.warning("stopping with %d upload(s) and %d download(s) still running after the %g s grace: %s; "
+                        "the ledger records them as in progress and the next start redoes them",
+                        len(uploads), len(deliveries), grace_seconds,
+                        ", ".join(self._describe(i) for i in [*uploads, *deliveries][:10]))
 
-    def run(self) -> int:
-        """Loop until stopped (or, with once, until everything found is finished); return the exit code."""
+    def run(self, timeout: float | None = None) -> int:
+        """Loop until stopped (or, with once, until everything found is finished); return the exit code.
+
+        timeout (with once): give up after this many seconds, naming what is
+        unfinished, and return 1.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        next_report = time.monotonic() + WAIT_REPORT_SECONDS
         while not self.stopping.is_set():
             self._guard(self.step)
-            if self.once and self.finished():
-                break
+            if self.once:
+                if self.finished():
+                    break
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    log.error("giving up after %g s (--timeout): still unfinished: %s", timeout,
+                              self.unfinished().describe())
+                    return 1
+                if now >= next_report:
+                    log.info("waiting for %s", self.unfinished().describe())
+                    next_report = now + WAIT_REPORT_SECONDS
             self.wakeup.wait(TICK_SECONDS)
             self.wakeup.clear()
         return self.exit_code()
 
     def exit_code(self) -> int:
-        """0, or 1 if any photo found since start has failed (or, with once, a watch could not be read)."""
+        """Return the process's exit code once the loop has ended.
+
+        The service (no once) ends only when asked to stop: 0, whatever
+        happened to photos (they are in `status`; a non-zero code would make
+        systemd mark the unit failed). With once: 1 if any photo found since
+        start has failed or a watch could not be read, else 0.
+        """
+        if not self.once:
+            return 0
         paused = [d.name for d in self.discoveries.values() if d.paused_reason]
-        if self.once and paused:
+        if paused:
             log.error("could not read the input of %s: nothing there was processed", ", ".join(paused))
             return 1
         failed = [p for p in self.ctx.ledger.photos_in_state("failed") if p.updated_at >= self.started_at]
         return 1 if failed else 0
+
+    def _describe(self, photo_id: int) -> str:
+        """Name a photo in a log line by its watch and path (`packshots: s1/IMG_1.jpg`)."""
+        photo = self.ctx.ledger.get_photo(photo_id)
+        return f"{photo.watch}: {photo.rel_path}" if photo else f"photo row {photo_id}"
 
     # ------------------------------------------------------------------ one pass
 
@@ -203,25 +237,21 @@ class Daemon:
             return
         created = {j.id for j in self.ctx.ledger.jobs_in_state("created")}
         for photo in self.ctx.ledger.photos_in_state("batched", "uploading"):
-            if len(self._inflight) >= self.ctx.config.upload_concurrency * 2:
+            if not self._uploads.has_room():
                 break
-            if photo.job_id in created and photo.id not in self._inflight and self._may_work_on(photo.watch) \
+            if photo.job_id in created and not self._uploads.in_flight(photo.id) and self._may_work_on(photo.watch) \
                     and self.ctx.deferrals.due(("photo", photo.id)):
-                self._inflight[photo.id] = self._uploads.submit(uploader.upload_photo, self.ctx, photo)
+                self._uploads.submit(photo.id, uploader.upload_photo, self.ctx, photo)
 
     def _may_work_on(self, watch: str) -> bool:
         """Return True for a watch still configured and not paused (its files may be read)."""
         return self.ctx.has_watch(watch) and watch not in self.ctx.paused_watches
 
     def _reap_uploads(self) -> None:
-        for photo_id, future in list(self._inflight.items()):
-            if not future.done():
-                continue
-            del self._inflight[photo_id]
-            try:
-                future.result()
-            except Exception:  # noqa: BLE001 - upload_photo settles every error; this is a bug
-                log.exception("upload of photo row %s crashed; it will be tried again", photo_id)
+        for photo_id, outcome in self._uploads.reap():
+            if isinstance(outcome, BaseException):  # upload_photo settles every error; this is a bug
+                log.error("the upload of %s crashed; it will be tried again", self._describe(photo_id),
+                          exc_info=outcome)
             self.wakeup.set()
 
     def _guard(self, action: Callable[[], object]) -> None:
@@ -321,12 +351,24 @@ class Daemon:
         return all(d.observer_alive() for d in self.discoveries.values())
 
     def finished(self) -> bool:
-        """Return True when every photo found is done, rejected, duplicate, superseded or failed."""
+        """Return True when every photo found is done, rejected, duplicate, superseded or failed.
+
+        Only configured watches count: photos of a watch removed from the
+        config stay in the ledger but are not waited on. What is in memory is
+        checked first: the ledger is read only once that is all quiet.
+        """
         if any(not d.scanned and d.paused_reason is None for d in self.discoveries.values()):
             return False
         if any(d.pending() for d in self.discoveries.values()) or not self.events.empty():
             return False
-        if self._inflight or self._deliveries.busy():
+        if self._uploads.busy() or self._deliveries.busy():
             return False
-        active = self.ctx.ledger.photos_in_state(*completion.ACTIVE_PHOTO_STATES)
-        return not active and not self.ctx.ledger.jobs_in_state("closed", "created", "queueing")
+        return not self.unfinished()
+
+    def unfinished(self) -> Unfinished:
+        """Return what is still to do for the configured watches (ledger, files settling, transfers)."""
+        unscanned = [d.name for d in self.discoveries.values() if not d.scanned and d.paused_reason is None]
+        settling = sum(d.pending() for d in self.discoveries.values()) + self.events.qsize()
+        transfers = len(self._uploads) + self._deliveries.in_flight()
+        return count_unfinished(self.ctx.ledger, [w.name for w in self.ctx.config.watches],
+                                settling=settling, transfers=transfers, unscanned=unscanned)

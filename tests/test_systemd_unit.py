@@ -217,7 +217,7 @@ def test_unit_runs_the_daemon_as_a_notify_service_with_a_watchdog(unit_sections)
     watchdog = values(service, "WatchdogSec")
     assert watchdog and watchdog[-1] not in ("", "0", "infinity")
     assert values(service, "Restart") == ["on-failure"]
-    assert values(service, "TimeoutStopSec") == ["60"]
+    assert values(service, "TimeoutStopSec") == ["40"]
 
 
 def test_unit_starts_and_reloads_the_installed_daemon(unit_sections):
@@ -266,3 +266,14 @@ def test_every_hardening_line_is_explained_by_a_comment():
         if not (previous.startswith("#") or previous.split("=", 1)[0] == key):
             unexplained.append(f"line {number + 1}: {line}")
     assert unexplained == []
+
+
+def test_the_stop_grace_is_one_figure_in_the_code_the_readmes_and_the_unit(unit_sections):
+    from skylab_watch.daemon import STOP_GRACE_SECONDS
+    grace = f"{STOP_GRACE_SECONDS:g} s"
+    readme = (SYSTEMD_DIR.parent / "README.md").read_text(encoding="utf-8")
+    assert f"for up to {grace}" in readme
+    assert f"a grace of {grace}" in (SYSTEMD_DIR / "README.md").read_text(encoding="utf-8")
+    assert f"a grace of {grace}" in " ".join(UNIT.read_text(encoding="utf-8").split())
+    [stop] = values(unit_sections["Service"], "TimeoutStopSec")
+    assert int(stop) >= STOP_GRACE_SECONDS + 5 + 10, "room for the grace, the exit and a slow disk"

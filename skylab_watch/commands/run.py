@@ -1,16 +1,27 @@
-"""`skylab-watch run`: the daemon in the foreground (also what systemd starts)."""
+"""`skylab-watch run`: the daemon in the foreground (also what systemd starts).
+
+Stopping is bounded: on SIGTERM or SIGINT the loop stops taking work, the
+transfers in flight get `--grace` seconds (default STOP_GRACE_SECONDS), and
+what is still running then is abandoned: its intent is in the ledger and the
+next start redoes it. Should the loop itself be stuck in a call when the
+signal comes, a timer ends the process FORCE_EXIT_MARGIN seconds after the
+grace: the ledger is safe against that (it is safe against SIGKILL).
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import signal
 import sys
 import threading
 
-from skylab_watch.config import load_config
-from skylab_watch.daemon import Daemon
+from skylab_watch.config import Config, load_config
+from skylab_watch.daemon import STOP_GRACE_SECONDS, Daemon
 from skylab_watch.errors import ConfigError, SkylabWatchError
+from skylab_watch.ledger import LedgerLock
 from skylab_watch.logs import setup_logging
 from skylab_watch.service import HealthPinger, Notifier
 from skylab_watch.startup import make_client, open_ledger, wait_for_profiles
@@ -18,12 +29,30 @@ from skylab_watch.studio import AuthError
 
 log = logging.getLogger("skylab_watch")
 
+FORCE_EXIT_MARGIN = 4.0
+"""Seconds past the grace after which a stop that has not finished ends the process outright."""
+
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Given `90s`, `10m`, `2h`, `1d` or a plain number of seconds, return seconds; raise ArgumentTypeError."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text.lower())
+    if match is None or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration such as 90s, 10m or 2h")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register the options of `run`."""
     parser.add_argument("--config", required=True, help="the YAML configuration file")
     parser.add_argument("--once", action="store_true",
                         help="process what is there, wait until it is all finished, then exit (1 if anything failed)")
+    parser.add_argument("--timeout", type=parse_duration, default=None, metavar="DURATION",
+                        help="with --once: give up after DURATION (90s, 10m, 2h), name what is unfinished, exit 1")
+    parser.add_argument("--grace", type=float, default=STOP_GRACE_SECONDS, metavar="SECONDS",
+                        help=f"on SIGTERM/SIGINT, how long transfers in flight may finish before they are "
+                             f"abandoned and redone on the next start (default {STOP_GRACE_SECONDS:g})")
     parser.add_argument("--log-format", choices=("text", "json"), default=None,
                         help="log as human text (default) or one JSON object per line")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None)
@@ -31,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM/SIGINT (or, with --once, until done); return the exit code."""
+    if args.timeout is not None and not args.once:
+        print("skylab-watch run: --timeout only applies with --once", file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -40,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or config.log_level, args.log_format or config.log_format, secrets)
     stop = threading.Event()
     try:
-        return _run(config, args.once, stop)
+        with LedgerLock(config.ledger):
+            return _run(config, args, stop)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
@@ -52,17 +85,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _run(config, once: bool, stop: threading.Event) -> int:
+def _run(config: Config, args: argparse.Namespace, stop: threading.Event) -> int:
     ledger = open_ledger(config)
     with make_client(config) as studio:
         daemon_holder: list[Daemon] = []
-        _install_signal_handlers(stop, daemon_holder)
+        _install_signal_handlers(stop, daemon_holder, args.grace, forced_code=1 if args.once else 0)
         notifier = Notifier()
         profiles = wait_for_profiles(config, studio, stop,
                                      on_wait=lambda why, wait: notifier.extend_start(wait + 60, why[:200]))
         if profiles is None:
             return 0
-        daemon = Daemon(config, ledger, studio, profiles, once=once)
+        daemon = Daemon(config, ledger, studio, profiles, once=args.once)
         daemon_holder.append(daemon)
         if notifier.watchdog_seconds:
             daemon.stall_seconds = max(1.0, notifier.watchdog_seconds / 2)
@@ -73,20 +106,22 @@ def _run(config, once: bool, stop: threading.Event) -> int:
         if stop.is_set():
             daemon.stop()
         try:
-            code = daemon.run()
+            code = daemon.run(timeout=args.timeout)
         finally:
-            log.info("skylab-watch is stopping; letting transfers in progress finish")
+            log.info("skylab-watch is stopping; transfers in progress get up to %g s to finish", args.grace)
             notifier.stopping()
             pinger.stop()
-            daemon.shutdown()
+            daemon.shutdown(args.grace)
             ledger.close()
         log.info("skylab-watch stopped")
         return code
 
 
-def _install_signal_handlers(stop: threading.Event, holder: list[Daemon]) -> None:
+def _install_signal_handlers(stop: threading.Event, holder: list[Daemon], grace: float, forced_code: int) -> None:
     def on_signal(signum, _frame) -> None:
         log.info("received %s; finishing the current step", signal.Signals(signum).name)
+        if not stop.is_set():
+            _exit_if_not_stopped_after(grace + FORCE_EXIT_MARGIN, forced_code)
         stop.set()
         for daemon in holder:
             daemon.stop()
@@ -98,3 +133,15 @@ def _install_signal_handlers(stop: threading.Event, holder: list[Daemon]) -> Non
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGHUP, on_hangup)
+
+
+def _exit_if_not_stopped_after(seconds: float, code: int) -> None:
+    """End the process after `seconds` unless it has exited by then (a call hung on the loop's thread)."""
+    def force() -> None:
+        log.error("still not stopped %g s after the signal (a call on the work loop is hung); exiting now. "
+                  "The ledger records every step in progress; the next start carries on.", seconds)
+        logging.shutdown()
+        os._exit(code)
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()

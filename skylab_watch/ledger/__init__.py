@@ -7,9 +7,11 @@ ledger's own errors (`LedgerError`, `NameTaken`), never `sqlite3`.
 from skylab_watch.ledger.db import Database, filesystem_type, refuse_network_filesystem
 from skylab_watch.ledger.errors import LedgerError, NameTaken
 from skylab_watch.ledger.ledger import Ledger
+from skylab_watch.ledger.lock import LedgerLock, LedgerLocked
 from skylab_watch.ledger.records import (
     FINAL_STATES, JOB_FINISHED_STATES, SENT_STATES, Job, Output, Photo, StateCount,
 )
 
-__all__ = ["Ledger", "Database", "Photo", "Job", "Output", "StateCount", "SENT_STATES", "FINAL_STATES",
-           "JOB_FINISHED_STATES", "LedgerError", "NameTaken", "filesystem_type", "refuse_network_filesystem"]
+__all__ = ["Ledger", "LedgerLock", "LedgerLocked", "Database", "Photo", "Job", "Output", "StateCount",
+           "SENT_STATES", "FINAL_STATES", "JOB_FINISHED_STATES", "LedgerError", "NameTaken",
+           "filesystem_type", "refuse_network_filesystem"]

@@ -14,19 +14,18 @@ import logging
 import random
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pyvips
 
+from skylab_watch import imaging
 from skylab_watch.ledger import Job
-from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.deliver import JobLook, deliver_guarded, finish_delivered
 from skylab_watch.pipeline.failures import fail_photo, job_step_failed, photo_step_failed
 from skylab_watch.pipeline.outcomes import STOP_THE_PASS
 from skylab_watch.studio import NotFoundError, StudioError
-from skylab_watch.studio.records import FAILED_STATUSES, JobState, PhotoResult, profile_backgrounds
+from skylab_watch.workers import WorkerPool
 
 log = logging.getLogger("skylab_watch")
 
@@ -52,8 +51,7 @@ class Deliveries:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self._pool = ThreadPoolExecutor(ctx.config.download_concurrency, thread_name_prefix="deliver")
-        self._inflight: dict[int, Future] = {}
+        self._pool: WorkerPool[int] = WorkerPool(ctx.config.download_concurrency, "deliver")
         self._due: dict[int, float] = {}
         self._looks: dict[int, JobLook] = {}
         self._in_front: dict[int, int] = {}
@@ -70,18 +68,24 @@ class Deliveries:
                     self._due[job.id] = 0.0
 
     def busy(self) -> bool:
-        """Return True while a delivery is running."""
-        return bool(self._inflight)
+        """Return True while a delivery is running (or finished and not yet looked at)."""
+        return self._pool.busy()
 
-    def shutdown(self, grace_seconds: float) -> None:
-        """Wait up to `grace_seconds` for running deliveries; the rest are redone on the next start."""
-        deadline = time.monotonic() + grace_seconds
-        for future in list(self._inflight.values()):
-            try:
-                future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except Exception:  # noqa: BLE001 - outcome recorded, or redone on restart
-                pass
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def in_flight(self) -> int:
+        """Return how many deliveries are submitted and not yet reaped."""
+        return len(self._pool)
+
+    def close(self) -> list[int]:
+        """Start no more deliveries (those not started yet are redone on the next start); return their ids."""
+        return self._pool.close()
+
+    def shutdown(self, grace_seconds: float) -> list[int]:
+        """Wait up to `grace_seconds` for running deliveries; return the photo ids abandoned.
+
+        An abandoned delivery is recorded as `delivering` (or `delivered`):
+        the next start delivers it again, reusing outputs already written.
+        """
+        return self._pool.shutdown(grace_seconds)
 
     def step(self, wakeup: threading.Event | None = None) -> None:
         """Reap finished deliveries, then look at every queued job that is due."""
@@ -186,17 +190,16 @@ class Deliveries:
         limit = self.ctx.watch(job.watch).delivery_timeout_seconds if self.ctx.has_watch(job.watch) else None
         return limit is not None and job.queued_at is not None and time.time() - job.queued_at > limit
 
+
     def _schedule(self, job: Job, photo, url: str | None, state: JobState) -> None:
         """Deliver a photo (outputs may be written while its watch is paused: they need no input)."""
-        if photo.id in self._inflight or not self.ctx.has_watch(photo.watch):
+        if self._pool.in_flight(photo.id) or not self.ctx.has_watch(photo.watch):
             return
         if url is None:  # delivered: only the original is left to handle, once its folder is back
-            if photo.watch in self.ctx.paused_watches:
-                return
-            self._inflight[photo.id] = self._pool.submit(finish_delivered, self.ctx, photo)
+            if photo.watch not in self.ctx.paused_watches:
+                self._pool.submit(photo.id, finish_delivered, self.ctx, photo)
             return
-        look = self._look_for(job, state)
-        self._inflight[photo.id] = self._pool.submit(deliver_guarded, self.ctx, photo, url, look)
+        self._pool.submit(photo.id, deliver_guarded, self.ctx, photo, url, self._look_for(job, state))
 
     def _look_for(self, job: Job, state: JobState) -> JobLook:
         """Return the job's profile and its background photos, fetched once per job."""
@@ -214,20 +217,21 @@ class Deliveries:
     def _fetch_background(self, url: str) -> pyvips.Image:
         buffer = io.BytesIO()
         self.ctx.studio.download(url, buffer)
-        return pyvips.Image.new_from_buffer(buffer.getvalue(), "").copy_memory()
+        return imaging.load_background(buffer.getvalue())
 
     def _reap(self, wakeup: threading.Event | None) -> None:
-        for photo_id, future in list(self._inflight.items()):
-            if not future.done():
-                continue
-            del self._inflight[photo_id]
-            try:
-                future.result()
-            except Exception:  # noqa: BLE001 - deliver_guarded settles every error; this is a bug
-                log.exception("delivery of photo row %s crashed; it will be tried again", photo_id)
+        for photo_id, outcome in self._pool.reap():
+            if isinstance(outcome, BaseException):  # deliver_guarded settles every error; this is a bug
+                log.error("delivery of %s crashed; it will be tried again", self._describe(photo_id),
+                          exc_info=outcome)
             self._close_after(photo_id)
             if wakeup is not None:
                 wakeup.set()
+
+    def _describe(self, photo_id: int) -> str:
+        """Name a photo in a log line by its watch and path (`packshots: s1/IMG_1.jpg`)."""
+        photo = self.ctx.ledger.get_photo(photo_id)
+        return f"{photo.watch}: {photo.rel_path}" if photo else f"photo row {photo_id}"
 
     def _close_after(self, photo_id: int) -> None:
         """Once a photo's delivery ends, finish its job if that was the last one (no need to wait a poll)."""

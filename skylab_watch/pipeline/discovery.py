@@ -23,6 +23,8 @@ from skylab_watch.watch.settle import SettleTracker
 log = logging.getLogger("skylab_watch")
 
 ROOT_CHECK_SECONDS = 2.0
+RESCAN_NOW = ""
+"""Put on the events queue instead of a path (never empty) when the observer lost events: rescan at once."""
 
 
 def paused_notice_key(watch: str) -> str:
@@ -44,6 +46,7 @@ class WatchDiscovery:
     scanned: bool = field(init=False, default=False)
     _last_scan: float = field(init=False, default=0.0)
     _last_root_check: float = field(init=False, default=0.0)
+    _rescan_requested: bool = field(init=False, default=False)
     _bad_names: set[str] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
@@ -74,7 +77,8 @@ class WatchDiscovery:
         cfg = self.config
         self.watcher = FolderWatcher(cfg.name, cfg.input, cfg.recursive, cfg.observer,
                                      on_path=lambda rel: self.events.put((cfg.name, rel)),
-                                     poll_interval=cfg.poll_interval_seconds)
+                                     poll_interval=cfg.poll_interval_seconds,
+                                     on_overflow=lambda: self.events.put((cfg.name, RESCAN_NOW)))
         self.watcher.start()
 
     def observer_alive(self) -> bool:
@@ -115,13 +119,16 @@ class WatchDiscovery:
             self.rescan()
 
     def rescan_if_due(self) -> None:
-        """Run the safety-net rescan every rescan_seconds (missed events, inotify overflow)."""
-        if self.paused_reason is None and self.clock() - self._last_scan >= self.config.rescan_seconds:
+        """Rescan now if the observer lost events, else every rescan_seconds as a safety net (missed events)."""
+        if self.paused_reason is not None:
+            return
+        if self._rescan_requested or self.clock() - self._last_scan >= self.config.rescan_seconds:
             self.rescan()
 
     def rescan(self) -> int:
         """Scan the whole input tree; track every file the ledger does not know in this form."""
         self._last_scan = self.clock()
+        self._rescan_requested = False
         known = self.ledger.known_files(self.name)
         found = 0
         try:
@@ -141,7 +148,14 @@ class WatchDiscovery:
         return found
 
     def note_event(self, rel_path: str) -> None:
-        """An observer saw `rel_path` change: track it if it is a candidate we do not know as is."""
+        """An observer saw `rel_path` change: track it if it is a candidate we do not know as is.
+
+        RESCAN_NOW instead of a path (the observer lost events) asks for a
+        rescan on this pass.
+        """
+        if rel_path == RESCAN_NOW:
+            self._rescan_requested = True
+            return
         if self.paused_reason is not None:
             return
         if not is_candidate(rel_path, self.config.include, self.config.exclude) or self._unusable_name(rel_path):

@@ -7,6 +7,12 @@ hints, not facts: duplicates and paths that vanished are normal, filtering
 (`filters.is_candidate`) is the caller's job, and the periodic rescan covers
 whatever an observer misses.
 
+When the kernel's inotify queue overflows, events were lost: the watcher
+calls `on_overflow()` (if given) so that the daemon rescans that watch at
+once instead of waiting for the periodic rescan. watchdog does not turn an
+overflow into an event; it calls `on_queue_overflow()` on each watch group,
+which is where the watcher listens (`_listen_for_overflow`).
+
 Native watching needs one inotify watch per folder. When the per-user limit
 is too low for the tree, the watcher falls back to polling for that watch
 rather than silently watching only part of it.
@@ -127,8 +133,9 @@ class FolderWatcher:
     `mode` is the requested mode ("native" or "polling"); the `mode`
     property tells the one in use, which is "polling" after a fallback.
     `on_path` runs on the observer's thread and must be quick (put the path
-    on a queue). Paths are POSIX, relative to `root`; paths outside the root
-    or through a symlink are never reported.
+    on a queue); so does `on_overflow`, called when inotify lost events.
+    Paths are POSIX, relative to `root`; paths outside the root or through a
+    symlink are never reported.
     """
 
     def __init__(
@@ -139,6 +146,7 @@ class FolderWatcher:
         mode: str,
         on_path: Callable[[str], None],
         poll_interval: float = 5.0,
+        on_overflow: Callable[[], None] | None = None,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -148,6 +156,7 @@ class FolderWatcher:
         self.requested_mode = mode
         self.poll_interval = poll_interval
         self._on_path = on_path
+        self._on_overflow = on_overflow
         self._handler = _Reporter(self)
         self._lock = threading.RLock()
         self._observer: BaseObserver | None = None
@@ -259,7 +268,37 @@ class FolderWatcher:
         except BaseException:
             _discard(observer)
             raise
+        if mode == NATIVE:
+            self._listen_for_overflow(observer)
         return observer
+
+    def listens_for_overflow(self) -> bool:
+        """Return True if an inotify overflow reaches `on_overflow` (native watching, hook in place)."""
+        observer = self._observer
+        return observer is not None and any(
+            isinstance(getattr(getattr(e, "_inotify", None), "on_queue_overflow", None), _OverflowHook)
+            for e in observer.emitters)
+
+    def _listen_for_overflow(self, observer: BaseObserver) -> None:
+        """Hook each emitter's inotify watch group so that an overflow also calls `_overflowed`.
+
+        This reaches into watchdog (its `InotifyEmitter._inotify` group); a
+        test fails if an upgrade moves it, and meanwhile the periodic rescan
+        still covers lost events.
+        """
+        for emitter in observer.emitters:
+            group = getattr(emitter, "_inotify", None)
+            original = getattr(group, "on_queue_overflow", None)
+            if original is None:
+                log.debug("%s: cannot listen for inotify overflows; the periodic rescan covers them.", self.name)
+                continue
+            group.on_queue_overflow = _OverflowHook(original, self._overflowed)
+
+    def _overflowed(self) -> None:
+        log.warning("%s: the inotify event queue overflowed, so events under %s were lost; rescanning it now.",
+                    self.name, self.root)
+        if self._on_overflow is not None:
+            self._on_overflow()
 
     def _warn_inotify_limit(self, folders: int, limit: int | None, detail: str) -> None:
         shown = "unknown" if limit is None else str(limit)
@@ -305,6 +344,20 @@ class FolderWatcher:
                 self._on_path(f"{rel_dir}/{found.rel_path}")
         except RootUnavailable:
             return  # gone again already; nothing to report
+
+
+class _OverflowHook:
+    """Stands in for a watch group's `on_queue_overflow`: runs watchdog's own handling, then ours."""
+
+    def __init__(self, original: Callable[[], None], then: Callable[[], None]) -> None:
+        self.original = original
+        self.then = then
+
+    def __call__(self) -> None:
+        try:
+            self.original()
+        finally:
+            self.then()
 
 
 def _watched_folders(observer: BaseObserver) -> int | None:

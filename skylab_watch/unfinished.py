@@ -1,0 +1,81 @@
+"""What `run --once` still waits for, counted from the ledger, in one sentence for a person.
+
+Only watches in the running configuration count: photos and jobs of a watch
+removed from the config are left in the ledger but never waited on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from skylab_watch.ledger import Ledger
+
+TO_SEND_STATES = ("ready", "batched", "uploading", "uploaded")
+AT_STUDIO_STATES = ("queued", "delivering", "delivered")
+JOB_OPEN_STATES = ("closed", "created", "queueing")
+
+
+@dataclass
+class Unfinished:
+    """Counts of the work not finished yet; all zero (and no names) means nothing is left."""
+
+    settling: int = 0
+    to_send: int = 0
+    at_studio: int = 0
+    studio_jobs: int = 0
+    oldest_queued_at: float | None = None
+    jobs_to_queue: int = 0
+    transfers: int = 0
+    unscanned: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.settling or self.to_send or self.at_studio or self.jobs_to_queue
+                    or self.transfers or self.unscanned)
+
+    def describe(self) -> str:
+        """Return e.g. "12 photo(s) at Studio in 2 job(s), oldest queued since 01:12; 3 file(s) still settling"."""
+        parts = []
+        if self.at_studio:
+            part = f"{self.at_studio} photo(s) at Studio in {self.studio_jobs} job(s)"
+            if self.oldest_queued_at is not None:
+                part += f", oldest queued since {clock_time(self.oldest_queued_at)}"
+            parts.append(part)
+        if self.to_send:
+            parts.append(f"{self.to_send} photo(s) still to send")
+        if self.jobs_to_queue:
+            parts.append(f"{self.jobs_to_queue} job(s) not yet queued at Studio")
+        if self.transfers and not (self.to_send or self.at_studio):
+            parts.append(f"{self.transfers} transfer(s) finishing")
+        if self.settling:
+            parts.append(f"{self.settling} file(s) still settling")
+        if self.unscanned:
+            parts.append(f"the first scan of {', '.join(self.unscanned)}")
+        return "; ".join(parts) or "nothing"
+
+
+def count_unfinished(ledger: Ledger, watches: Iterable[str], settling: int = 0, transfers: int = 0,
+                     unscanned: Iterable[str] = ()) -> Unfinished:
+    """Given the configured watch names and what lives only in memory, return the unfinished work.
+
+    settling: files noticed but not settled yet; transfers: uploads and
+    deliveries submitted and not yet looked at; unscanned: watches whose
+    first scan has not run.
+    """
+    names = set(watches)
+    to_send = [p for p in ledger.photos_in_state(*TO_SEND_STATES) if p.watch in names]
+    at_studio = [p for p in ledger.photos_in_state(*AT_STUDIO_STATES) if p.watch in names]
+    job_ids = {p.job_id for p in at_studio if p.job_id is not None}
+    queued_at = [j.queued_at for j in (ledger.get_job(i) for i in job_ids) if j is not None and j.queued_at]
+    open_jobs = [j for j in ledger.jobs_in_state(*JOB_OPEN_STATES) if j.watch in names]
+    return Unfinished(settling=settling, to_send=len(to_send), at_studio=len(at_studio),
+                      studio_jobs=len(job_ids), oldest_queued_at=min(queued_at, default=None),
+                      jobs_to_queue=len(open_jobs), transfers=transfers, unscanned=sorted(unscanned))
+
+
+def clock_time(timestamp: float, now: float | None = None) -> str:
+    """Return local "HH:MM" for today's times, "YYYY-MM-DD HH:MM" for older ones."""
+    moment, today = time.localtime(timestamp), time.localtime(now if now is not None else time.time())
+    same_day = moment.tm_yday == today.tm_yday and moment.tm_year == today.tm_year
+    return time.strftime("%H:%M" if same_day else "%Y-%m-%d %H:%M", moment)
