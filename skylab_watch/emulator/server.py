@@ -94,7 +94,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         if unread:
             self.close_connection = True
             response.headers.setdefault("Connection", "close")
-        self._send(response)
+        try:
+            self._send(response)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout, a stop): nothing to tell
+            self.close_connection = True
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
