@@ -32,7 +32,8 @@ log = logging.getLogger("skylab_watch")
 
 TICK_SECONDS = 0.2
 STOP_GRACE_SECONDS = 20.0
-"""On a stop, how long transfers in flight may finish before they are abandoned (README, unit, systemd/README say 20 s)."""
+"""On a stop, how long transfers in flight may finish before they are abandoned
+(README, unit, systemd/README say 20 s)."""
 WAIT_REPORT_SECONDS = 30.0
 """How often `run --once` says what it still waits for."""
 
@@ -59,7 +60,7 @@ class Daemon:
         self.callbacks: CallbackReceiver | None = None
         self._reload_requested = threading.Event()
         self.stall_seconds = 60.0
-        self.on_loop: Callable[["Daemon"], None] | None = None
+        self.on_loop: Callable[[Daemon], None] | None = None
 
     # ------------------------------------------------------------------ life cycle
 

@@ -303,7 +303,8 @@ class OutputPlan:
 
 
 def plan_outputs(profile: dict, original_suffix: str, background_stems: list[str]) -> list[OutputPlan]:
-    """Given a Studio profile (camelCase JSON), the original's suffix and the background stems, return the files to write.
+    """Given a Studio profile (camelCase JSON), the original's suffix and the background stems,
+    return the files to write.
 
     Follows "Processing and outputs" in the Studio contract. A WebP output
     for a PNG original goes back as PNG, for every output that is not already

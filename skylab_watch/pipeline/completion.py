@@ -25,6 +25,7 @@ from skylab_watch.pipeline.deliver import JobLook, deliver_guarded, finish_deliv
 from skylab_watch.pipeline.failures import fail_photo, job_step_failed, photo_step_failed
 from skylab_watch.pipeline.outcomes import STOP_THE_PASS
 from skylab_watch.studio import NotFoundError, StudioError
+from skylab_watch.studio.records import FAILED_STATUSES, JobState, PhotoResult, profile_backgrounds
 from skylab_watch.workers import WorkerPool
 
 log = logging.getLogger("skylab_watch")

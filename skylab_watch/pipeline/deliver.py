@@ -112,12 +112,13 @@ def _download(ctx: Context, photo: Photo, url: str) -> Path:
     with open(target, "w+b") as sink:
         try:
             ctx.studio.download(url, sink)
-        except UrlExpiredError:
+        except UrlExpiredError as expired:
             log.info("%s: download link for %s expired; asking Studio for a fresh one", photo.watch,
                      photo.rel_path)
             fresh = ctx.studio.read_photo(int(photo.studio_id))
             if fresh.unusable_url:
-                raise UnsupportedResultUrl(f"Studio gave a result URL we never fetch ({fresh.unusable_url[:80]})")
+                raise UnsupportedResultUrl(
+                    f"Studio gave a result URL we never fetch ({fresh.unusable_url[:80]})") from expired
             if not fresh.result_url:
                 raise
             ctx.studio.download(fresh.result_url, sink)

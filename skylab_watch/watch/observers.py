@@ -223,7 +223,8 @@ class FolderWatcher:
             if problem is not None:
                 log.debug("%s: the observer stopped and %s: %s; not restarting yet.", self.name, self.root, problem)
                 return False
-            log.warning("%s: the %s observer of %s stopped unexpectedly; restarting it.", self.name, self._mode, self.root)
+            log.warning("%s: the %s observer of %s stopped unexpectedly; restarting it.",
+                        self.name, self._mode, self.root)
             try:
                 self.restart()
             except OSError as exc:

@@ -10,7 +10,6 @@ import errno
 import http.server
 import threading
 import time
-from pathlib import Path
 
 import pytest
 import requests
