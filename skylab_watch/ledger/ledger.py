@@ -173,7 +173,9 @@ class Ledger:
 
     def count_job_photos(self, job_id: int) -> int:
         """Return how many photos a job holds."""
-        return self.db.query_one("SELECT COUNT(*) FROM photos WHERE job_id = ?", (job_id,))[0]
+        row = self.db.query_one("SELECT COUNT(*) FROM photos WHERE job_id = ?", (job_id,))
+        assert row is not None, "COUNT(*) always returns one row"
+        return row[0]
 
     # ------------------------------------------------------------------ outputs
 

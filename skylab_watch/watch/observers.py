@@ -290,7 +290,7 @@ class FolderWatcher:
         for emitter in observer.emitters:
             group = getattr(emitter, "_inotify", None)
             original = getattr(group, "on_queue_overflow", None)
-            if original is None:
+            if group is None or original is None:
                 log.debug("%s: cannot listen for inotify overflows; the periodic rescan covers them.", self.name)
                 continue
             group.on_queue_overflow = _OverflowHook(original, self._overflowed)
