@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/ruff check skylab_watch tests
+	$(BIN)/mypy skylab_watch
 	$(BIN)/python -m pytest -q
 
 demo: $(STAMP)

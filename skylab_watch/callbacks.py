@@ -40,7 +40,9 @@ class CallbackReceiver:
     @property
     def address(self) -> tuple[str, int]:
         """The (host, port) actually bound (port 0 picks a free one)."""
-        return self.server.server_address[:2]
+        host, port = self.server.server_address[:2]
+        assert isinstance(host, str), "an AF_INET address has a text host"
+        return host, port
 
     def start(self) -> None:
         """Serve on a background thread."""
@@ -57,6 +59,7 @@ class CallbackReceiver:
         reason = check_callback(self._secret, body, timestamp, signature, tolerance=self.tolerance)
         if reason:
             return reason
+        assert signature is not None, "check_callback refuses a callback without a signature"
         with self._lock:
             if signature in self._seen:
                 return "this exact callback was already received (replay)"

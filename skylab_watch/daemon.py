@@ -8,6 +8,7 @@ first pass of the loop, not a special mode.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -32,7 +33,8 @@ log = logging.getLogger("skylab_watch")
 
 TICK_SECONDS = 0.2
 STOP_GRACE_SECONDS = 20.0
-"""On a stop, how long transfers in flight may finish before they are abandoned (README, unit, systemd/README say 20 s)."""
+"""On a stop, how long transfers in flight may finish before they are abandoned
+(README, unit, systemd/README say 20 s)."""
 WAIT_REPORT_SECONDS = 30.0
 """How often `run --once` says what it still waits for."""
 
@@ -59,7 +61,7 @@ class Daemon:
         self.callbacks: CallbackReceiver | None = None
         self._reload_requested = threading.Event()
         self.stall_seconds = 60.0
-        self.on_loop: Callable[["Daemon"], None] | None = None
+        self.on_loop: Callable[[Daemon], None] | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -174,8 +176,8 @@ class Daemon:
         self._discover()
         self.ctx.paused_watches = {d.name for d in self.discoveries.values() if d.paused_reason}
         for disc in self.discoveries.values():
-            self._guard(lambda d=disc: batcher.batch_ready_photos(self.ctx, d.config))
-            self._guard(lambda d=disc: batcher.close_due_jobs(self.ctx, d.config, self._nothing_pending(d)))
+            self._guard(functools.partial(batcher.batch_ready_photos, self.ctx, disc.config))
+            self._guard(functools.partial(self._close_due_jobs, disc))
         self._guard(self._reap_uploads)
         if self.ctx.health.ready():
             self._guard(self._create_jobs)
@@ -193,16 +195,19 @@ class Daemon:
             except queue.Empty:
                 break
             if name in self.discoveries:
-                self._guard(lambda d=self.discoveries[name], r=rel: d.note_event(r))
+                self._guard(functools.partial(self.discoveries[name].note_event, rel))
         for disc in list(self.discoveries.values()):
-            self._guard(lambda d=disc: self._discover_watch(d))
+            self._guard(functools.partial(self._discover_watch, disc))
 
     def _discover_watch(self, disc: WatchDiscovery) -> None:
         disc.check_root()
         disc.keep_observer_alive()
         disc.rescan_if_due()
         for stat in disc.settled():
-            self._guard(lambda s=stat: intake.record_settled_file(self.ctx, disc.config, s))
+            self._guard(functools.partial(intake.record_settled_file, self.ctx, disc.config, stat))
+
+    def _close_due_jobs(self, disc: WatchDiscovery) -> None:
+        batcher.close_due_jobs(self.ctx, disc.config, self._nothing_pending(disc))
 
     def _nothing_pending(self, disc: WatchDiscovery) -> bool:
         return self.once and disc.scanned and disc.pending() == 0 and self.events.empty()
@@ -283,6 +288,7 @@ class Daemon:
         know, is refused with a log line and the running one stays in force.
         """
         source = self.ctx.config.source
+        assert source is not None, "only a config read from a file is reloaded (run always has one)"
         try:
             new = load_config(source)
             profiles = resolve_profiles(new, self.ctx.studio.list_profiles())

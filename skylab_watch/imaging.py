@@ -85,7 +85,7 @@ def open_streamed(path: Path) -> pyvips.Image:
 
 # Loader options for a cheaper decode that still reads the whole stream.
 # libvips' WebP loader holds the whole frame twice (100 MB for 12 MP) unless scaled.
-_REDUCED_DECODE = {"jpegload": {"shrink": 8}, "webpload": {"scale": 0.125}}
+_REDUCED_DECODE: dict[str, dict[str, float]] = {"jpegload": {"shrink": 8}, "webpload": {"scale": 0.125}}
 
 
 def check_decodes(path: Path) -> None:
@@ -303,7 +303,8 @@ class OutputPlan:
 
 
 def plan_outputs(profile: dict, original_suffix: str, background_stems: list[str]) -> list[OutputPlan]:
-    """Given a Studio profile (camelCase JSON), the original's suffix and the background stems, return the files to write.
+    """Given a Studio profile (camelCase JSON), the original's suffix and the background stems,
+    return the files to write.
 
     Follows "Processing and outputs" in the Studio contract. A WebP output
     for a PNG original goes back as PNG, for every output that is not already

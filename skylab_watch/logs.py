@@ -32,7 +32,7 @@ def under_systemd(env=None) -> bool:
 def _journal_handler() -> logging.Handler | None:
     """Return a journald handler when systemd-python is installed, else None."""
     try:
-        from systemd.journal import JournalHandler  # type: ignore[import-not-found]
+        from systemd.journal import JournalHandler
     except ImportError:
         return None
     return JournalHandler(SYSLOG_IDENTIFIER="skylab-watch")

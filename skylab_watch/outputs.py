@@ -169,7 +169,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _place_copy(src: Path, dest: Path) -> None:
-    """Make `dest` a complete copy of `src` (a hard link on the same filesystem); raise FileExistsError if dest is taken."""
+    """Make `dest` a complete copy of `src` (a hard link on the same filesystem);
+    raise FileExistsError if dest is taken."""
     try:
         _link_no_clobber(src, dest)
     except OSError as exc:

@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 log = logging.getLogger("skylab_watch")
 
 try:  # optional extra `systemd`
-    from systemd import daemon as _sd_daemon  # type: ignore[import-not-found]
+    from systemd import daemon as _sd_daemon
 except ImportError:  # pragma: no cover - depends on the install
     _sd_daemon = None
 

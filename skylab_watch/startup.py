@@ -34,7 +34,7 @@ def open_ledger(config: Config) -> Ledger:
 
 def wait_for_profiles(config: Config, studio: StudioClient, stop: threading.Event,
                       max_wait: float = 300.0,
-                      on_wait: Callable[[str, float], None] | None = None) -> dict[str, int] | None:
+                      on_wait: Callable[[str, float], object] | None = None) -> dict[str, int] | None:
     """Resolve every watch's profile; wait (with backoff) while Studio is unreachable.
 
     on_wait(reason, seconds) is called before each wait, so that a service

@@ -34,8 +34,8 @@ def write_config(tmp: Path, url: str, watches: list[dict[str, Any]], **top: Any)
         "credits": {"retry_seconds": 0.5},
     }
     for w in watches:
-        entry = {"settle_seconds": 0.3, "unreadable_grace_seconds": 1, "rescan_seconds": 2, "batch": {"max_photos": 10, "quiet_seconds": 0.5,
-                                                                       "max_wait_seconds": 5}}
+        entry = {"settle_seconds": 0.3, "unreadable_grace_seconds": 1, "rescan_seconds": 2,
+                 "batch": {"max_photos": 10, "quiet_seconds": 0.5, "max_wait_seconds": 5}}
         entry.update(w)
         for key in ("input", "output", "archive_dir"):
             if key in entry:
@@ -64,7 +64,7 @@ class DaemonThread:
     def _run(self) -> None:
         self.code = self.daemon.run()
 
-    def __enter__(self) -> "DaemonThread":
+    def __enter__(self) -> DaemonThread:
         self.daemon.start()
         self.thread.start()
         return self

@@ -134,7 +134,7 @@ def test_forged_and_replayed_callbacks_are_refused(tmp_path, emu, studio):
                        callback={"listen": f"127.0.0.1:{_free_port()}", "public_url": "http://127.0.0.1:1/",
                                  "secret": SECRET})
     with DaemonThread(cfg) as d:
-        url = "http://127.0.0.1:%d/" % d.daemon.callbacks.address[1]
+        url = f"http://127.0.0.1:{d.daemon.callbacks.address[1]}/"
         body = json.dumps({"id": 1, "status": "completed"})
         now = str(int(time.time()))
         forged = requests.patch(url, data=body, headers={"X-Skylab-Timestamp": now,

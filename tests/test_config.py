@@ -173,7 +173,8 @@ def test_yaml_syntax_error_gives_line_and_column(base: Path) -> None:
 
 def test_a_key_given_twice_is_reported_with_its_line(base: Path) -> None:
     problems = problems_of(base, "ledger: a.sqlite3\nledger: b.sqlite3\nwatches: []\n")
-    assert problems == ["cannot parse the YAML at line 2, column 1: key 'ledger' appears twice in the same mapping; keep one"]
+    assert problems == ["cannot parse the YAML at line 2, column 1: "
+                        "key 'ledger' appears twice in the same mapping; keep one"]
 
 
 def test_empty_file_asks_for_watches(base: Path) -> None:
@@ -200,7 +201,8 @@ RULES = [
     ("watches[0].resize_oversized", 1, "must be true or false"),
     ("watches[0].skip_duplicate_content", "no way", "must be true or false"),
     ("watches[0].observer", "inotify", "must be one of native, polling"),
-    ("watches[0].after_success", "archvie", "must be one of keep, archive, delete, got 'archvie' (a string); did you mean 'archive'?"),
+    ("watches[0].after_success", "archvie",
+     "must be one of keep, archive, delete, got 'archvie' (a string); did you mean 'archive'?"),
     ("watches[0].profile", 0, "must be a profile id (a whole number of at least 1) or a profile name"),
     ("watches[0].profile", "  ", "must be a profile id"),
     ("watches[0].profile", 1.5, "must be a profile id"),
@@ -316,12 +318,14 @@ def test_duplicate_watch_names_are_rejected(base: Path) -> None:
 
 def test_input_folder_must_exist(base: Path) -> None:
     problems = problems_of(base, config_data(input="nowhere"))
-    assert problems == [f"At 'watches[0].input': folder {base / 'nowhere'} does not exist; create it or correct the path"]
+    assert problems == [f"At 'watches[0].input': folder {base / 'nowhere'} does not exist; "
+                        "create it or correct the path"]
 
 
 def test_input_must_be_a_folder(base: Path) -> None:
     (base / "file.jpg").write_bytes(b"x")
-    assert problems_of(base, config_data(input="file.jpg")) == [f"At 'watches[0].input': {base / 'file.jpg'} is not a folder"]
+    expected = f"At 'watches[0].input': {base / 'file.jpg'} is not a folder"
+    assert problems_of(base, config_data(input="file.jpg")) == [expected]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can read any folder")
@@ -345,7 +349,8 @@ def test_output_without_write_permission_is_rejected(base: Path, monkeypatch) ->
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != base / "out" and real_access(path, mode))
     problems = problems_of(base, config_data())
-    assert problems == [f"At 'watches[0].output': cannot write to folder {base / 'out'} as this user; grant write access"]
+    assert problems == [f"At 'watches[0].output': cannot write to folder {base / 'out'} as this user; "
+                        "grant write access"]
 
 
 def test_missing_output_is_fine_when_its_parent_exists(base: Path) -> None:
@@ -361,7 +366,8 @@ def test_missing_output_without_parent_is_rejected(base: Path) -> None:
 
 def test_output_that_is_a_file_is_rejected(base: Path) -> None:
     (base / "out.txt").write_text("x")
-    assert problems_of(base, config_data(output="out.txt")) == [f"At 'watches[0].output': {base / 'out.txt'} is not a folder"]
+    expected = f"At 'watches[0].output': {base / 'out.txt'} is not a folder"
+    assert problems_of(base, config_data(output="out.txt")) == [expected]
 
 
 def test_output_inside_its_own_input_is_rejected(base: Path) -> None:

@@ -111,7 +111,8 @@ def test_a_check_that_crashes_is_a_failed_finding_and_the_others_still_run(tmp_p
 # --- api and profiles -------------------------------------------------------------
 
 def test_a_wrong_api_key_fails_the_api_check(plain_emulator, tmp_path, capsys) -> None:
-    path = write_config(tmp_path, plain_emulator.url, [_watch(tmp_path)], studio=_studio(plain_emulator.url, "wrong-key-42"))
+    path = write_config(tmp_path, plain_emulator.url, [_watch(tmp_path)],
+                        studio=_studio(plain_emulator.url, "wrong-key-42"))
     code = main(["doctor", "--config", str(path)])
     out = capsys.readouterr().out
     assert code == 1
@@ -187,7 +188,8 @@ def test_doctor_fails_an_output_without_a_parent_as_check_config_does(plain_emul
     assert f"At 'watches[0].output': {finding.detail.split(': ', 1)[1]}" in capsys.readouterr().err
 
 
-def test_deleting_from_an_input_this_user_cannot_write_fails_naming_after_success(plain_emulator, tmp_path, monkeypatch) -> None:
+def test_deleting_from_an_input_this_user_cannot_write_fails_naming_after_success(
+        plain_emulator, tmp_path, monkeypatch) -> None:
     config = _config(tmp_path, plain_emulator.url, [_watch(tmp_path, after_success="delete")])
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda path, mode: not (Path(path) == config.watches[0].input

@@ -35,7 +35,8 @@ def _free_port() -> int:
 def _drop_photos(root: Path) -> None:
     for watch in ("studio-a", "studio-b"):
         for i in range(PER_WATCH):
-            make_image(root / watch / f"set{i % 3}" / f"IMG_{i:04d}.jpg", 96, 72, seed=i + (0 if watch == "studio-a" else 500))
+            seed = i + (0 if watch == "studio-a" else 500)
+            make_image(root / watch / f"set{i % 3}" / f"IMG_{i:04d}.jpg", 96, 72, seed=seed)
 
 
 def _config(tmp: Path, url: str) -> Path:

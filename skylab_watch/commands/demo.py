@@ -13,6 +13,7 @@ import secrets
 import tempfile
 import threading
 from pathlib import Path
+from typing import Any
 
 import pyvips
 import yaml
@@ -72,7 +73,7 @@ def _make_samples(root: Path) -> None:
 
 
 def _write_config(root: Path, url: str, api_key: str) -> Path:
-    watches = [
+    watches: list[dict[str, Any]] = [
         {"name": "packshots", "input": str(root / "drop" / "packshots"), "output": str(root / "out" / "packshots"),
          "profile": "Packshots", "settle_seconds": 0.5, "batch": {"max_photos": 10, "quiet_seconds": 1}},
         {"name": "cutouts", "input": str(root / "drop" / "cutouts"), "output": str(root / "out" / "cutouts"),
@@ -95,6 +96,7 @@ def _run_daemon(config_path: Path) -> dict:
     try:
         with make_client(config) as studio:
             profiles = wait_for_profiles(config, studio, threading.Event())
+            assert profiles is not None, "wait_for_profiles returns None only once stopped, and nothing stops it"
             daemon = Daemon(config, ledger, studio, profiles, once=True)
             daemon.start()
             try:

@@ -123,11 +123,17 @@ def build(record: type, options: tuple[Option, ...], values: dict) -> Any:
     for option in options:
         value = values[option.name]
         if option.kind == "section" and value is not None:
-            value = build(option.record, option.children, value)
+            value = build(_record_of(option), option.children, value)
         elif option.kind == "list":
-            value = tuple(build(option.record, option.children, entry) for entry in value)
+            value = tuple(build(_record_of(option), option.children, entry) for entry in value)
         fields[option.name] = value
     return record(**fields)
+
+
+def _record_of(option: Option) -> type:
+    """Return the class a section or list option is built into (the schema gives every one a record)."""
+    assert option.record is not None, f"schema: the {option.kind} {option.name} has no record"
+    return option.record
 
 
 # --- where secrets come from -------------------------------------------------

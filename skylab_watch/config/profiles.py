@@ -20,7 +20,7 @@ def resolve_profiles(config: Config, profiles: list[dict]) -> dict[str, int]:
     problems = [m for m in matches if isinstance(m, Problem)]
     if problems:
         raise ConfigError(problems, str(config.source) if config.source else "config")
-    return {watch.name: int(m) for watch, m in zip(config.watches, matches)}
+    return {watch.name: m for watch, m in zip(config.watches, matches, strict=True) if isinstance(m, int)}
 
 
 def match_profiles(config: Config, profiles: list[dict]) -> list[int | Problem]:

@@ -169,6 +169,8 @@ class Studio:
         The image header is read here, before taking the lock, so that
         queueing a job of many photos decodes nothing.
         """
+        width: int | None
+        height: int | None
         try:
             width, height = processing.image_size(data)
             problem = None

@@ -174,9 +174,11 @@ def validate(doc: Any) -> None:
             problems.append(f"faults.{name}: must be a list of name globs")
     if "out_of_credits" in doc and not isinstance(doc["out_of_credits"], bool):
         problems.append("faults.out_of_credits: must be true or false")
-    if "put_corrupt_repeat" in doc and (not isinstance(doc["put_corrupt_repeat"], int) or doc["put_corrupt_repeat"] < 1):
+    repeat = doc.get("put_corrupt_repeat")
+    if "put_corrupt_repeat" in doc and (not isinstance(repeat, int) or repeat < 1):
         problems.append("faults.put_corrupt_repeat: must be an integer >= 1")
-    if "put_fail_status" in doc and (not isinstance(doc["put_fail_status"], int) or not 400 <= doc["put_fail_status"] <= 599):
+    fail_status = doc.get("put_fail_status")
+    if "put_fail_status" in doc and (not isinstance(fail_status, int) or not 400 <= fail_status <= 599):
         problems.append("faults.put_fail_status: must be an HTTP error status such as 500")
     for name in ("seed", "retouched_url_seconds"):
         if name in doc and not _is_number(doc[name]):

@@ -67,8 +67,8 @@ def match_route(method: str, subpath: str) -> tuple[str, Endpoint | None, str | 
         pattern = template.split("/")
         if len(pattern) != len(parts):
             continue
-        if all(p == "{id}" or p == s for p, s in zip(pattern, parts)):
-            route_id = next((s for p, s in zip(pattern, parts) if p == "{id}"), None)
+        if all(p == "{id}" or p == s for p, s in zip(pattern, parts, strict=True)):
+            route_id = next((s for p, s in zip(pattern, parts, strict=True) if p == "{id}"), None)
             if route_method == method:
                 return f"{method} {template}", endpoint, route_id
     return UNKNOWN_KEY, None, None

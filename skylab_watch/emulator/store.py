@@ -43,7 +43,7 @@ class UrlSigner:
         (a PUT without it, or with another value, does not match).
         """
         expires = int(time.time() + ttl)
-        signed = {name: value for name, value in zip(SIGNABLE, (md5, tagging)) if value is not None}
+        signed = {name: value for name, value in zip(SIGNABLE, (md5, tagging), strict=True) if value is not None}
         query = {EXPIRES_PARAM: str(expires)}
         if signed:
             query[SIGNED_HEADERS_PARAM] = ";".join(signed)

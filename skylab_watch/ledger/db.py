@@ -173,7 +173,9 @@ class Database:
 
     def _migrate(self, migrations: Sequence[Migration]) -> None:
         """Apply every migration past the file's user_version, each in its own transaction."""
-        current = self.query_one("PRAGMA user_version")[0]
+        row = self.query_one("PRAGMA user_version")
+        assert row is not None, "PRAGMA user_version always returns one row"
+        current = row[0]
         if current > len(migrations):
             raise LedgerError(f"the ledger {self.path} was written by a newer skylab-watch "
                               f"(schema {current}, this one knows {len(migrations)}); upgrade skylab-watch")

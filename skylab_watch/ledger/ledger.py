@@ -38,6 +38,12 @@ class Ledger:
         """Return the photo row with this id."""
         return from_row(Photo, self.db.query_one("SELECT * FROM photos WHERE id = ?", (photo_id,)))
 
+    def reread_photo(self, photo: Photo) -> Photo:
+        """Return the current row of a photo the caller holds (photo rows are never deleted)."""
+        current = self.get_photo(photo.id)
+        assert current is not None, f"photo row {photo.id} vanished"
+        return current
+
     def latest_version(self, watch: str, rel_path: str) -> Photo | None:
         """Return the newest version recorded for a file, or None if never seen."""
         row = self.db.query_one(
@@ -173,7 +179,9 @@ class Ledger:
 
     def count_job_photos(self, job_id: int) -> int:
         """Return how many photos a job holds."""
-        return self.db.query_one("SELECT COUNT(*) FROM photos WHERE job_id = ?", (job_id,))[0]
+        row = self.db.query_one("SELECT COUNT(*) FROM photos WHERE job_id = ?", (job_id,))
+        assert row is not None, "COUNT(*) always returns one row"
+        return row[0]
 
     # ------------------------------------------------------------------ outputs
 

@@ -72,7 +72,7 @@ class LedgerLock:
         if fd is not None:
             os.close(fd)
 
-    def __enter__(self) -> "LedgerLock":
+    def __enter__(self) -> LedgerLock:
         self.acquire()
         return self
 

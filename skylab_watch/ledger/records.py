@@ -40,6 +40,12 @@ class Photo:
     updated_at: float
     trouble_since: float | None = None
 
+    def require_studio_id(self) -> int:
+        """Studio's id of a photo the caller knows has a Studio record; TypeError (a bug) if it has none."""
+        if self.studio_id is None:
+            raise TypeError(f"photo {self.rel_path} has no Studio id yet")
+        return int(self.studio_id)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -61,6 +67,18 @@ class Job:
     finished_at: float | None
     updated_at: float
     studio_type: str | None = None
+
+    def require_studio_id(self) -> int:
+        """Studio's id of a job the caller knows was created there; TypeError (a bug) if it was not."""
+        if self.studio_id is None:
+            raise TypeError(f"job {self.name} has no Studio id yet")
+        return int(self.studio_id)
+
+    def require_profile_id(self) -> int:
+        """The profile id, which every job is opened with; TypeError (a bug) if it is missing."""
+        if self.profile_id is None:
+            raise TypeError(f"job {self.name} has no profile id")
+        return int(self.profile_id)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class Deliveries:
 
     def look_at_job(self, job: Job) -> None:
         """Ask Studio about one queued job; schedule deliveries, fail what will never come."""
-        state = self.ctx.studio.read_job(int(job.studio_id))
+        state = self.ctx.studio.read_job(job.require_studio_id())
         self.ctx.health.succeeded()
         self._note_status(job, state)
         waiting = self.ctx.ledger.photos_in_state("queued", "delivering", "delivered", job_id=job.id)
@@ -149,7 +149,7 @@ class Deliveries:
             if not self.ctx.has_watch(photo.watch):
                 continue
             try:
-                results[photo.studio_id] = self.ctx.studio.read_photo(int(photo.studio_id))
+                results[photo.studio_id] = self.ctx.studio.read_photo(photo.require_studio_id())
             except NotFoundError as exc:
                 photo_step_failed(self.ctx, photo, exc, "looking for the result", job)
         return results
@@ -175,7 +175,7 @@ class Deliveries:
 
     def _log_queue_length(self, job: Job) -> None:
         try:
-            ahead = self.ctx.studio.jobs_in_front(int(job.studio_id))
+            ahead = self.ctx.studio.jobs_in_front(job.require_studio_id())
         except StudioError:
             return
         if ahead is None or self._in_front.get(job.id) == ahead:
@@ -205,9 +205,9 @@ class Deliveries:
     def _look_for(self, job: Job, state: JobState) -> JobLook:
         """Return the job's profile and its background photos, fetched once per job."""
         if job.id not in self._looks:
-            profile = dict(state.profile) if state.profile else self.ctx.studio.get_profile(int(job.profile_id))
+            profile = dict(state.profile) if state.profile else self.ctx.studio.get_profile(job.require_profile_id())
             if "photos" not in profile:
-                profile = self.ctx.studio.get_profile(int(profile.get("id") or job.profile_id))
+                profile = self.ctx.studio.get_profile(int(profile.get("id") or job.require_profile_id()))
             backgrounds = profile_backgrounds(profile)
             self._looks[job.id] = JobLook(
                 profile=profile,

@@ -66,7 +66,7 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
     The original is left alone while its watch is paused (its share is
     gone): the photo stays `delivered` until the share is back.
     """
-    photo = ctx.ledger.get_photo(photo.id)
+    photo = ctx.ledger.reread_photo(photo)
     if photo.state not in ("queued", "delivering"):
         return photo.state
     ctx.ledger.update_photo(photo.id, state="delivering")
@@ -88,7 +88,7 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
         log.info("%s: %s is delivered; its original is handled once the watch's folder is back",
                  watch.name, photo.rel_path)
         return "delivered"
-    return finish_original(ctx, watch, ctx.ledger.get_photo(photo.id))
+    return finish_original(ctx, watch, ctx.ledger.reread_photo(photo))
 
 
 def _check_result(path: Path) -> None:
@@ -112,12 +112,13 @@ def _download(ctx: Context, photo: Photo, url: str) -> Path:
     with open(target, "w+b") as sink:
         try:
             ctx.studio.download(url, sink)
-        except UrlExpiredError:
+        except UrlExpiredError as expired:
             log.info("%s: download link for %s expired; asking Studio for a fresh one", photo.watch,
                      photo.rel_path)
-            fresh = ctx.studio.read_photo(int(photo.studio_id))
+            fresh = ctx.studio.read_photo(photo.require_studio_id())
             if fresh.unusable_url:
-                raise UnsupportedResultUrl(f"Studio gave a result URL we never fetch ({fresh.unusable_url[:80]})")
+                raise UnsupportedResultUrl(
+                    f"Studio gave a result URL we never fetch ({fresh.unusable_url[:80]})") from expired
             if not fresh.result_url:
                 raise
             ctx.studio.download(fresh.result_url, sink)

@@ -38,7 +38,7 @@ class WatchDiscovery:
 
     config: WatchConfig
     ledger: Ledger
-    events: "queue.Queue[tuple[str, str]]"
+    events: queue.Queue[tuple[str, str]]
     clock: Callable[[], float] = time.monotonic
     tracker: SettleTracker = field(init=False)
     watcher: FolderWatcher | None = field(init=False, default=None)

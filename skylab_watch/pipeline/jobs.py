@@ -41,7 +41,7 @@ def create_closed_job(ctx: Context, job: Job) -> None:
     if existing is None:
         ctx.ledger.update_job(job.id, state="creating")  # intent: from here a create may have happened
         try:
-            existing = job_state_of(ctx.studio.create_job(job.name, int(job.profile_id)))
+            existing = job_state_of(ctx.studio.create_job(job.name, job.require_profile_id()))
         except (InvalidRequestError, ServerError, TransportError) as exc:
             existing = ctx.studio.read_job_by_name(job.name)
             if existing is None and isinstance(exc, InvalidRequestError):
@@ -49,7 +49,7 @@ def create_closed_job(ctx: Context, job: Job) -> None:
             if existing is None:
                 log.info("%s: job %s not found after an unclear answer (%s); creating it", job.watch,
                          job.name, exc)
-                existing = job_state_of(ctx.studio.create_job(job.name, int(job.profile_id)))
+                existing = job_state_of(ctx.studio.create_job(job.name, job.require_profile_id()))
         ctx.credits.succeeded()
         log.info("%s: created job %s in Studio (job %s)", job.watch, job.name, existing.id,
                  extra=fields(job.watch, job.name))
@@ -86,7 +86,7 @@ def queue_uploaded_job(ctx: Context, job: Job) -> None:
     ctx.ledger.update_job(job.id, state="queueing")
     callback = ctx.config.callback.public_url if ctx.config.callback else None
     try:
-        ctx.studio.queue_job(int(job.studio_id), callback_url=callback)
+        ctx.studio.queue_job(job.require_studio_id(), callback_url=callback)
     except InvalidRequestError:
         if not _already_queued(ctx, job):
             raise
@@ -111,7 +111,7 @@ def _already_queued(ctx: Context, job: Job) -> bool:
     left its not-queued state if its status differs from the one it had when
     it was created, if it is terminal, or if any photo already has a result.
     """
-    state = ctx.studio.read_job(int(job.studio_id))
+    state = ctx.studio.read_job(job.require_studio_id())
     if state.terminal or (job.studio_status is not None and state.status != job.studio_status):
         return True
     return any(p.result_url for p in (state.photos or {}).values())
@@ -124,7 +124,7 @@ def remove_orphan_records(ctx: Context, job: Job, keep: set[int | None]) -> int:
     an upload that failed; queueing them would send an empty photo.
     """
     removed = 0
-    for record in ctx.studio.list_job_photos(job_id=int(job.studio_id)):
+    for record in ctx.studio.list_job_photos(job_id=job.require_studio_id()):
         if int(record["id"]) not in keep:
             log.info("%s: removing photo record %s (%s) from job %s: no bytes we stand behind",
                      job.watch, record["id"], record.get("name"), job.name)
@@ -136,7 +136,7 @@ def delete_empty_job(ctx: Context, job: Job) -> None:
     """Delete a job none of whose photos could be uploaded, so nothing empty is ever queued."""
     if job.studio_id is not None:
         try:
-            ctx.studio.delete_job(int(job.studio_id))
+            ctx.studio.delete_job(job.require_studio_id())
         except NotFoundError:
             pass
     ctx.ledger.update_job(job.id, state="deleted", reason="no photo of the job could be uploaded")

@@ -33,12 +33,13 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
     A passing fault leaves it `uploading` (deferred with backoff); a
     permanent one fails it at once, its Studio record deleted.
     """
-    photo = ctx.ledger.get_photo(photo.id)
-    job = ctx.ledger.get_job(photo.job_id) if photo is not None and photo.job_id is not None else None
-    if photo is None or photo.state not in ("batched", "uploading") or job is None or job.studio_id is None:
-        return photo.state if photo is not None else "gone"
+    current = ctx.ledger.get_photo(photo.id)
+    job = ctx.ledger.get_job(current.job_id) if current is not None and current.job_id is not None else None
+    if current is None or current.state not in ("batched", "uploading") or job is None or job.studio_id is None:
+        return current.state if current is not None else "gone"
+    photo = current
     if not ctx.ledger.claim_photo(photo.id, ("batched", "uploading"), "uploading", attempts=photo.attempts + 1):
-        return ctx.ledger.get_photo(photo.id).state  # superseded meanwhile: leave it alone
+        return ctx.ledger.reread_photo(photo).state  # superseded meanwhile: leave it alone
     try:
         return _upload(ctx, photo, job)
     except Exception as exc:  # noqa: BLE001 - the outcome table decides, one place for every stage
@@ -70,7 +71,7 @@ def _upload(ctx: Context, photo: Photo, job: Job) -> str:
 def _regular(ctx: Context, job: Job) -> bool:
     """Return True for a `regular` job (uploads then carry the S3 tagging), asking Studio once if unknown."""
     if job.studio_type is None:
-        kind = ctx.studio.read_job(int(job.studio_id)).kind or ""
+        kind = ctx.studio.read_job(job.require_studio_id()).kind or ""
         ctx.ledger.update_job(job.id, studio_type=kind)
         return kind == "regular"
     return job.studio_type == "regular"
@@ -84,8 +85,9 @@ def _create_record(ctx: Context, photo: Photo, job: Job) -> int:
     absent after an ambiguous failure (5xx, no answer) is created now; after a
     refusal, the refusal stands.
     """
+    assert photo.studio_name is not None, "a photo gets its Studio name when it is batched"
     try:
-        record = ctx.studio.create_photo(photo.studio_name, job_id=int(job.studio_id))
+        record = ctx.studio.create_photo(photo.studio_name, job_id=job.require_studio_id())
     except (InvalidRequestError, ServerError, TransportError) as exc:
         found = _find_record(ctx, photo, job)
         if found is not None:
@@ -93,7 +95,7 @@ def _create_record(ctx: Context, photo: Photo, job: Job) -> int:
         if isinstance(exc, InvalidRequestError):
             raise
         log.info("%s: no photo record after an unclear answer (%s); creating it", failures.where(photo), exc)
-        record = ctx.studio.create_photo(photo.studio_name, job_id=int(job.studio_id))
+        record = ctx.studio.create_photo(photo.studio_name, job_id=job.require_studio_id())
     studio_id = int(record["id"])
     ctx.ledger.update_photo(photo.id, studio_id=studio_id)
     return studio_id
@@ -127,7 +129,7 @@ def input_error(root: Path, path: Path, exc: OSError) -> OSError:
 
 def _find_record(ctx: Context, photo: Photo, job: Job) -> int | None:
     """Look for a record an earlier try may have created under the photo's name (list before create)."""
-    for record in ctx.studio.list_job_photos(job_id=int(job.studio_id)):
+    for record in ctx.studio.list_job_photos(job_id=job.require_studio_id()):
         if record.get("name") == photo.studio_name:
             ctx.ledger.update_photo(photo.id, studio_id=int(record["id"]))
             return int(record["id"])
@@ -146,7 +148,7 @@ def _uploaded(ctx: Context, photo: Photo, job: Job, studio_id: int) -> str:
 
 def _supersede(ctx: Context, photo: Photo, job: Job) -> str:
     """The file changed after it was hashed: never send it under the old hash; it will come back as a new version."""
-    fresh = ctx.ledger.get_photo(photo.id)
+    fresh = ctx.ledger.reread_photo(photo)
     if fresh.studio_id is not None:
         delete_quietly(ctx.studio, fresh.studio_id)
     ctx.ledger.update_photo(photo.id, state="superseded", studio_id=None,

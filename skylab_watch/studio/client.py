@@ -58,7 +58,7 @@ class StudioClient:
     def __repr__(self) -> str:
         return f"StudioClient({self.base_url!r})"
 
-    def __enter__(self) -> "StudioClient":
+    def __enter__(self) -> StudioClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -76,7 +76,8 @@ class RetryPolicy:
         """Run `fn` under this policy; return its result or raise its last error."""
         retrying = tenacity.Retrying(
             stop=(tenacity.stop_after_attempt(self.max_attempts) | tenacity.stop_after_delay(self.max_seconds)
-                  | self._asked_to_wait_too_long),
+                  # tenacity's `|` is typed for stop_base only, though its stops may be any callable
+                  | self._asked_to_wait_too_long),  # type: ignore[operator]
             wait=self._tenacity_wait,
             retry=tenacity.retry_if_exception(lambda exc: self.should_retry(exc, method)),
             sleep=self.sleep,

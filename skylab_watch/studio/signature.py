@@ -18,7 +18,7 @@ DEFAULT_TOLERANCE_SECONDS = 300.0
 def sign_callback(secret: str, timestamp: str | int, body: str | bytes) -> str:
     """Given the shared secret, the timestamp header and the raw body, return the signature header."""
     raw = body.decode("utf-8") if isinstance(body, bytes) else body
-    message = f"{timestamp}:{raw}".encode("utf-8")
+    message = f"{timestamp}:{raw}".encode()
     digest = hmac.new(secret.encode("utf-8"), message, hashlib.sha256).digest()
     return base64.b64encode(digest).decode("ascii")
 

@@ -223,7 +223,8 @@ class FolderWatcher:
             if problem is not None:
                 log.debug("%s: the observer stopped and %s: %s; not restarting yet.", self.name, self.root, problem)
                 return False
-            log.warning("%s: the %s observer of %s stopped unexpectedly; restarting it.", self.name, self._mode, self.root)
+            log.warning("%s: the %s observer of %s stopped unexpectedly; restarting it.",
+                        self.name, self._mode, self.root)
             try:
                 self.restart()
             except OSError as exc:
@@ -289,7 +290,7 @@ class FolderWatcher:
         for emitter in observer.emitters:
             group = getattr(emitter, "_inotify", None)
             original = getattr(group, "on_queue_overflow", None)
-            if original is None:
+            if group is None or original is None:
                 log.debug("%s: cannot listen for inotify overflows; the periodic rescan covers them.", self.name)
                 continue
             group.on_queue_overflow = _OverflowHook(original, self._overflowed)

@@ -108,7 +108,8 @@ def _walk(
     thousands of subfolders never holds thousands of descriptors open.
     """
     pending: list[str] = []
-    rel_dir, entries = "", top
+    rel_dir = ""
+    entries: Iterator[os.DirEntry[str]] | None = top
     while entries is not None:
         with entries:  # type: ignore[attr-defined]
             for entry in _entries_of(root, rel_dir, entries):

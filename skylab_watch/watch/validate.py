@@ -113,9 +113,11 @@ def limit_problems(size: int, width: int, height: int) -> list[str]:
     """Given bytes and dimensions, return every Studio limit they break, with the numbers."""
     problems = []
     if size > MAX_BYTES:
-        problems.append(f"the file is too large: {size / 2**20:.1f} MiB (Studio accepts at most {MAX_BYTES // 2**20} MiB)")
+        problems.append(f"the file is too large: {size / 2**20:.1f} MiB "
+                        f"(Studio accepts at most {MAX_BYTES // 2**20} MiB)")
     if max(width, height) > MAX_SIDE:
-        problems.append(f"the image is too large: {width} x {height} px (Studio accepts at most {MAX_SIDE} px on a side)")
+        problems.append(f"the image is too large: {width} x {height} px "
+                        f"(Studio accepts at most {MAX_SIDE} px on a side)")
     if width * height > MAX_PIXELS:
         problems.append(
             f"the image has too many pixels: {width * height / 1e6:.1f} MP ({width} x {height}; "

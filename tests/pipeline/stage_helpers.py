@@ -35,7 +35,8 @@ class Stage:
         self.studio.close()
         self.ledger.close()
 
-    def add_photo(self, name: str = "a.jpg", watch: str = "w", seed: int = 0, size: tuple[int, int] = (160, 120)) -> Photo:
+    def add_photo(self, name: str = "a.jpg", watch: str = "w", seed: int = 0,
+                  size: tuple[int, int] = (160, 120)) -> Photo:
         """Write a real photo into the watch's input and record it ready, as intake would."""
         path = make_image(self.tmp / watch / "in" / name, *size, seed=seed)
         data = path.read_bytes()

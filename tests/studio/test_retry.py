@@ -116,7 +116,7 @@ def test_backoff_grows_and_stays_under_its_cap():
     policy = RetryPolicy(initial_seconds=1, max_backoff_seconds=8, rng=random.Random(3))
     ceilings = [min(8, 2 ** (n - 1)) for n in range(1, 8)]
     waits = [policy.wait_seconds(n, ServerError("x", 500)) for n in range(1, 8)]
-    assert all(0 <= w <= c for w, c in zip(waits, ceilings))
+    assert all(0 <= w <= c for w, c in zip(waits, ceilings, strict=True))
     assert max(waits[4:]) > 1  # later waits reach beyond the first ceiling
 
 
