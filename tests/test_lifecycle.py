@@ -18,7 +18,6 @@ from daemon_helpers import REPO, DaemonThread, run_once, start_process, write_co
 from skylab_watch import daemon as daemon_module
 from skylab_watch.cli import main
 from skylab_watch.commands.run import FORCE_EXIT_MARGIN, parse_duration
-from skylab_watch.daemon import STOP_GRACE_SECONDS
 from skylab_watch.ledger import Ledger
 
 LONG_PUT = {"latency": {"PUT store": 45}}
