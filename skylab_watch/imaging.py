@@ -214,8 +214,9 @@ def save(
     The format comes from `fmt`, never from the path's suffix, because the
     daemon writes to a hidden temp name first. JPEG cannot hold alpha, so it
     is flattened over white. With `strip_metadata` no EXIF, XMP, ICC or PNG
-    text chunk is written. The encoder writes as it goes, so the encoded file
-    is never held in memory. A failure to read the pixels (a truncated
+    text chunk is written. JPEG and PNG encoders write as they go, holding
+    a few scanlines; libwebp cannot, and holds the whole picture (about
+    150 MB more at 24 MP). A failure to read the pixels (a truncated
     source) is an ImageError; a failure to write (disk full, read-only) is
     the OSError itself, so callers can tell a bad image from a bad disk.
     """
