@@ -23,8 +23,8 @@ from skylab_watch.ledger import Ledger
 from skylab_watch.pipeline import batcher, completion, intake, jobs, uploader
 from skylab_watch.pipeline.context import Context, CreditGate
 from skylab_watch.pipeline.discovery import WatchDiscovery
-from skylab_watch.pipeline.failures import job_step_failed
-from skylab_watch.pipeline.outcomes import STOP_THE_PASS, Outcome, classify
+from skylab_watch.pipeline.failures import apply_daemon_wide, job_step_failed
+from skylab_watch.pipeline.outcomes import STOP_THE_PASS, classify
 from skylab_watch.studio import StudioClient, StudioError
 from skylab_watch.unfinished import Unfinished, count_unfinished
 from skylab_watch.workers import WorkerPool
@@ -265,11 +265,10 @@ class Daemon:
             action()
         except Exception as exc:  # noqa: BLE001 - the daemon must carry on; the ledger keeps the intent
             outcome = classify(exc).outcome
-            if outcome is Outcome.PAUSE_CREDITS:
-                self.ctx.credits.out_of_credits(getattr(exc, "message", str(exc)))
-            elif outcome is Outcome.BACK_OFF_STUDIO:
-                self.ctx.health.trouble(exc)
-            elif isinstance(exc, StudioError):
+            apply_daemon_wide(self.ctx, outcome, exc)
+            if outcome in STOP_THE_PASS:
+                return
+            if isinstance(exc, StudioError):
                 log.warning("Studio refused a step of the work loop: %s", exc)
             else:
                 log.exception("unexpected error in the work loop; carrying on")

@@ -101,7 +101,7 @@ def _check_result(path: Path) -> None:
 
 def _outputs_writable_again(ctx: Context, watch: str) -> None:
     """A write went through: end the watch's "cannot write outputs" notice, if it had one."""
-    if ctx.ledger.clear_notice(f"output:{watch}"):
+    if ctx.ledger.clear_notice(failures.output_notice(watch)):
         log.info("%s: outputs can be written again", watch)
 
 

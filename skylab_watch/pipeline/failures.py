@@ -10,12 +10,15 @@ costs a photo" true for every stage at once.
 from __future__ import annotations
 
 import logging
+from typing import Callable, TypeVar
 
 from skylab_watch.ledger import Job, Photo
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.outcomes import LOOK_AGAIN_TRIES, Outcome, classify
-from skylab_watch.studio import StudioError
+from skylab_watch.studio import InvalidRequestError, ServerError, StudioError, TransportError
+
+T = TypeVar("T")
 
 log = logging.getLogger("skylab_watch")
 
@@ -51,42 +54,59 @@ def photo_step_failed(ctx: Context, photo: Photo, exc: BaseException, doing: str
         log.warning("%s: %s; trying again after a fresh look", where(photo), detail,
                     extra=fields(photo.watch, photo=photo.rel_path))
         return outcome
-    _pause(ctx, photo, outcome, exc, rule.meaning)
-    if over_budget(ctx, photo):
-        fail_photo(ctx, photo, f"{detail}; still failing after "
-                   f"{ctx.give_up_seconds / 3600:.0f} h of passing faults", job)
+    _pause(ctx, photo, outcome, exc)
+    if over_budget(ctx, ctx.ledger.get_photo(photo.id) or photo):
+        fail_photo(ctx, photo, f"{detail}; {_budget_spent(ctx)}", job)
         return Outcome.FAIL_ITEM
     wait = ctx.deferrals.defer(key, getattr(exc, "retry_after", None))
-    if outcome is Outcome.RETRY_LATER and not isinstance(exc, (StudioError, OSError)):
-        log.exception("%s: unexpected error while %s; trying again in %.0f s", where(photo), doing, wait)
-    elif outcome is Outcome.RETRY_LATER:
-        log.info("%s: %s; trying again in %.0f s", where(photo), detail, wait,
-                 extra=fields(photo.watch, photo=photo.rel_path))
+    _log_retry(exc, outcome, where(photo), doing, wait, fields(photo.watch, photo=photo.rel_path))
     return outcome
 
 
-def _pause(ctx: Context, photo: Photo, outcome: Outcome, exc: BaseException, meaning: str) -> None:
-    """Apply the daemon-wide side of a transient outcome, and start the photo's give-up clock."""
+def apply_daemon_wide(ctx: Context, outcome: Outcome, exc: BaseException) -> None:
+    """Do the daemon-wide side of an outcome: close the credit gate, or hold Studio work back."""
     if outcome is Outcome.PAUSE_CREDITS:
         ctx.credits.out_of_credits(getattr(exc, "message", str(exc)))
     elif outcome is Outcome.BACK_OFF_STUDIO:
         ctx.health.trouble(exc)
-    elif outcome is Outcome.PAUSE_OUTPUT:
+
+
+def _pause(ctx: Context, photo: Photo, outcome: Outcome, exc: BaseException) -> None:
+    """Apply the daemon-wide (or, for the output disk, watch-wide) side of a transient outcome."""
+    apply_daemon_wide(ctx, outcome, exc)
+    if outcome is Outcome.PAUSE_OUTPUT:
         watch = photo.watch
         output = ctx.watch(watch).output if ctx.has_watch(watch) else "?"
         message = f"cannot write outputs to {output}: {_describe(exc)}; will try again"
-        if ctx.ledger.set_notice(f"output:{watch}", message):
+        if ctx.ledger.set_notice(output_notice(watch), message):
             log.error("%s: %s (first seen with %s)", watch, message, photo.rel_path)
-    fresh = ctx.ledger.get_photo(photo.id)
-    if fresh is not None and fresh.trouble_since is None:
-        ctx.ledger.update_photo(photo.id, trouble_since=ctx.clock())
+
+
+def output_notice(watch: str) -> str:
+    """Return the key of a watch's "cannot write outputs" notice."""
+    return f"output:{watch}"
 
 
 def over_budget(ctx: Context, photo: Photo) -> bool:
-    """Return True when the photo has met passing faults for longer than `retry.give_up_after_hours`."""
-    fresh = ctx.ledger.get_photo(photo.id)
-    since = fresh.trouble_since if fresh is not None else None
-    return since is not None and ctx.clock() - since > ctx.give_up_seconds
+    """Start the photo's give-up clock if it is not running; return True once it has run past
+    `retry.give_up_after_hours`. `photo` must be the row as the ledger holds it now."""
+    since = photo.trouble_since
+    if since is None:
+        since = ctx.clock()
+        ctx.ledger.update_photo(photo.id, trouble_since=since)
+    return ctx.clock() - since > ctx.give_up_seconds
+
+
+def _log_retry(exc: BaseException, outcome: Outcome, subject: str, doing: str, wait: float,
+               extra: dict[str, str] | None = None) -> None:
+    """Log a deferred step; an error the table does not know by kind is a bug, logged with its traceback."""
+    if outcome is not Outcome.RETRY_LATER:
+        return
+    if isinstance(exc, (StudioError, OSError)):
+        log.info("%s: %s failed: %s; trying again in %.0f s", subject, doing, _describe(exc), wait, extra=extra)
+    else:
+        log.error("%s: unexpected error while %s; trying again in %.0f s", subject, doing, wait, exc_info=exc,
+                  extra=extra)
 
 
 def step_succeeded(ctx: Context, photo: Photo) -> None:
@@ -117,21 +137,14 @@ def job_step_failed(ctx: Context, job: Job, exc: BaseException, doing: str) -> O
     if outcome in (Outcome.FAIL_ITEM, Outcome.LOOK_AGAIN, Outcome.SUPERSEDE):
         fail_job(ctx, job, f"{doing} job {job.name} failed: {rule.meaning}: {_describe(exc)}")
         return Outcome.FAIL_ITEM
-    if outcome is Outcome.PAUSE_CREDITS:
-        ctx.credits.out_of_credits(getattr(exc, "message", str(exc)))
-    elif outcome is Outcome.BACK_OFF_STUDIO:
-        ctx.health.trouble(exc)
+    apply_daemon_wide(ctx, outcome, exc)
     waiting = ctx.ledger.photos_in_state(*WAITING_ON_JOB, job_id=job.id)
-    for photo in waiting:
-        if photo.trouble_since is None:
-            ctx.ledger.update_photo(photo.id, trouble_since=ctx.clock())
-    if waiting and all(over_budget(ctx, p) for p in waiting):
-        fail_job(ctx, job, f"{detail}; still failing after {ctx.give_up_seconds / 3600:.0f} h of passing faults")
+    spent = [over_budget(ctx, p) for p in waiting]  # a list, not a generator: every clock is started
+    if waiting and all(spent):
+        fail_job(ctx, job, f"{detail}; {_budget_spent(ctx)}")
         return Outcome.FAIL_ITEM
     wait = ctx.deferrals.defer(("job", job.id), getattr(exc, "retry_after", None))
-    if outcome is Outcome.RETRY_LATER and not isinstance(exc, (StudioError, OSError)):
-        log.exception("%s: unexpected error while %s job %s; trying again in %.0f s", job.watch, doing,
-                      job.name, wait)
+    _log_retry(exc, outcome, f"{job.watch}: job {job.name}", doing, wait, fields(job.watch, job.name))
     return outcome
 
 
@@ -145,6 +158,29 @@ def fail_job(ctx: Context, job: Job, detail: str) -> None:
     ctx.deferrals.clear(("job", job.id))
     log.error("%s: %s; its photos are marked failed (skylab-watch retry sends them again)", job.watch, detail,
               extra=fields(job.watch, job.name))
+
+
+def _budget_spent(ctx: Context) -> str:
+    return f"still failing after {ctx.give_up_seconds / 3600:.0f} h of passing faults"
+
+
+def create_or_adopt(create: Callable[[], T], find: Callable[[], T | None], what: str) -> T:
+    """Create a Studio record whose create call may have acted although its answer was lost.
+
+    After a 5xx, a dropped connection or a refusal (422: name taken), look the
+    record up; adopt it if it is there. If it is absent after an ambiguous
+    failure, create it now; after a refusal, the refusal stands. Never two.
+    """
+    try:
+        return create()
+    except (InvalidRequestError, ServerError, TransportError) as exc:
+        found = find()
+        if found is not None:
+            return found
+        if isinstance(exc, InvalidRequestError):
+            raise
+        log.info("%s not found after an unclear answer (%s); creating it", what, exc)
+        return create()
 
 
 def _describe(exc: BaseException) -> str:

@@ -15,7 +15,8 @@ import logging
 from skylab_watch.ledger import Job
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
-from skylab_watch.studio import InvalidRequestError, NotFoundError, ServerError, TransportError
+from skylab_watch.pipeline.failures import create_or_adopt
+from skylab_watch.studio import InvalidRequestError, NotFoundError
 from skylab_watch.studio.records import job_state as job_state_of
 from skylab_watch.studio.upload import delete_quietly
 
@@ -40,16 +41,9 @@ def create_closed_job(ctx: Context, job: Job) -> None:
     existing = ctx.studio.read_job_by_name(job.name) if job.state == "creating" else None
     if existing is None:
         ctx.ledger.update_job(job.id, state="creating")  # intent: from here a create may have happened
-        try:
-            existing = job_state_of(ctx.studio.create_job(job.name, job.require_profile_id()))
-        except (InvalidRequestError, ServerError, TransportError) as exc:
-            existing = ctx.studio.read_job_by_name(job.name)
-            if existing is None and isinstance(exc, InvalidRequestError):
-                raise
-            if existing is None:
-                log.info("%s: job %s not found after an unclear answer (%s); creating it", job.watch,
-                         job.name, exc)
-                existing = job_state_of(ctx.studio.create_job(job.name, job.require_profile_id()))
+        existing = create_or_adopt(
+            lambda: job_state_of(ctx.studio.create_job(job.name, job.require_profile_id())),
+            lambda: ctx.studio.read_job_by_name(job.name), f"{job.watch}: job {job.name}")
         ctx.credits.succeeded()
         log.info("%s: created job %s in Studio (job %s)", job.watch, job.name, existing.id,
                  extra=fields(job.watch, job.name))

@@ -21,7 +21,7 @@ from skylab_watch.logs import fields
 from skylab_watch.pipeline import failures
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.outcomes import FileChanged, FileVanished, Outcome, WatchUnavailable
-from skylab_watch.studio import BadDigestError, InvalidRequestError, ServerError, TransportError
+from skylab_watch.studio import BadDigestError
 from skylab_watch.studio.upload import delete_quietly, send_photo_bytes
 
 log = logging.getLogger("skylab_watch")
@@ -78,25 +78,13 @@ def _regular(ctx: Context, job: Job) -> bool:
 
 
 def _create_record(ctx: Context, photo: Photo, job: Job) -> int:
-    """Create the photo's Studio record and record its id.
-
-    A refusal (422: name taken) or a lost answer may mean an earlier try did
-    create it: look the name up first, never create it twice. A record still
-    absent after an ambiguous failure (5xx, no answer) is created now; after a
-    refusal, the refusal stands.
-    """
-    assert photo.studio_name is not None, "a photo gets its Studio name when it is batched"
-    try:
-        record = ctx.studio.create_photo(photo.studio_name, job_id=job.require_studio_id())
-    except (InvalidRequestError, ServerError, TransportError) as exc:
-        found = _find_record(ctx, photo, job)
-        if found is not None:
-            return found
-        if isinstance(exc, InvalidRequestError):
-            raise
-        log.info("%s: no photo record after an unclear answer (%s); creating it", failures.where(photo), exc)
-        record = ctx.studio.create_photo(photo.studio_name, job_id=job.require_studio_id())
-    studio_id = int(record["id"])
+    """Create the photo's Studio record and record its id; after a refusal or a lost answer the record an
+    earlier try may have made is adopted, never created twice (`failures.create_or_adopt`)."""
+    name = photo.studio_name
+    assert name is not None, "a photo gets its Studio name when it is batched"
+    studio_id = failures.create_or_adopt(
+        lambda: int(ctx.studio.create_photo(name, job_id=job.require_studio_id())["id"]),
+        lambda: _find_record(ctx, photo, job), f"{failures.where(photo)}: the photo record")
     ctx.ledger.update_photo(photo.id, studio_id=studio_id)
     return studio_id
 
