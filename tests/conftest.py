@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-import requests
-from support import API_KEY
+from support import API_KEY, plain_studio
 
 from skylab_watch.emulator import Emulator
 
@@ -19,7 +18,5 @@ def emulator():
 @pytest.fixture
 def plain_emulator():
     """A running emulator whose account already has a plain profile named `plain`."""
-    with Emulator(api_key=API_KEY, processing_seconds=0.3) as emu:
-        requests.post(f"{emu.url}/api/public/v1/profiles", json={"name": "plain"},
-                      headers={"X-SLT-API-KEY": API_KEY}, timeout=5).raise_for_status()
+    with plain_studio() as emu:
         yield emu

@@ -77,6 +77,12 @@ class DaemonThread:
         self.ledger.close()
 
 
+def compress_time(d: DaemonThread, cap_seconds: float = 0.3) -> None:
+    """Backoffs of minutes become fractions of a second, so an hour of trouble fits in seconds."""
+    d.daemon.ctx.health.max_wait = cap_seconds
+    d.daemon.ctx.deferrals.cap_seconds = cap_seconds
+
+
 def start_process(config_path: Path, *extra: str) -> subprocess.Popen:
     """Start `skylab-watch run` as a real process (so it can be SIGKILLed)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}

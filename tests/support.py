@@ -12,6 +12,14 @@ import pyvips
 API_KEY = "test-key-0123456789"
 
 
+def plain_studio(**options: object):
+    """Return an emulator (not started) whose account has a plain profile named `plain`; processing is
+    fast (0.3 s) unless `processing_seconds` says otherwise. Use it as a context manager."""
+    from skylab_watch.emulator import Emulator
+    options.setdefault("processing_seconds", 0.3)
+    return Emulator(api_key=API_KEY, profiles=["plain"], **options)  # type: ignore[arg-type]
+
+
 def make_image(path: Path, width: int = 160, height: int = 120, seed: int = 0) -> Path:
     """Write a real photo-like image (a coloured subject on a light background) and return its path."""
     background = pyvips.Image.black(width, height, bands=3) + [235, 235, 230]

@@ -8,25 +8,15 @@ import shutil
 import time
 
 import pytest
-import requests
-from daemon_helpers import DaemonThread, studio_photos, write_config
-from support import API_KEY, make_image, wait_for
+from daemon_helpers import DaemonThread, compress_time, studio_photos, write_config
+from support import make_image, plain_studio, wait_for
 
-from skylab_watch.emulator import Emulator
-
-
-def _compress_time(d: DaemonThread) -> None:
-    """Backoffs of minutes become fractions of a second, so an hour of trouble fits in seconds."""
-    d.daemon.ctx.health.max_wait = 0.3
-    d.daemon.ctx.deferrals.cap_seconds = 0.3
 
 
 @pytest.fixture
 def slow_emulator():
     """An emulator whose processing takes long enough to act while a job is at Studio."""
-    with Emulator(api_key=API_KEY, processing_seconds=2.0) as emu:
-        requests.post(f"{emu.url}/api/public/v1/profiles", json={"name": "plain"},
-                      headers={"X-SLT-API-KEY": API_KEY}, timeout=5).raise_for_status()
+    with plain_studio(processing_seconds=2.0) as emu:
         yield emu
 
 
@@ -38,7 +28,7 @@ def _config(tmp_path, emu, **extra):
 def test_a_studio_outage_longer_than_any_retry_loses_no_photo(tmp_path, plain_emulator):
     cfg = _config(tmp_path, plain_emulator)
     with DaemonThread(cfg) as d:
-        _compress_time(d)
+        compress_time(d)
         plain_emulator.stop()
         for i in range(6):
             make_image(tmp_path / "in" / f"p{i}.jpg", seed=i)
@@ -65,7 +55,7 @@ def test_a_watch_folder_gone_for_a_while_fails_nothing_and_finishes_each_origina
     inp, away = tmp_path / "in", tmp_path / "unmounted"
     names = [f"p{i}.jpg" for i in range(4)]
     with DaemonThread(cfg) as d:
-        _compress_time(d)
+        compress_time(d)
         for i, name in enumerate(names):
             make_image(inp / name, seed=i)
         wait_for(lambda: len(d.ledger.photos_in_state("queued")) == 4, timeout=30, what="the job at Studio")
@@ -87,7 +77,7 @@ def test_a_result_that_answers_404_fails_its_photo_within_minutes_naming_watch_a
     cfg = _config(tmp_path, plain_emulator)
     plain_emulator.set_faults({"errors": {"GET store": {"status": 404}}})
     with DaemonThread(cfg) as d:
-        _compress_time(d)
+        compress_time(d)
         make_image(tmp_path / "in" / "shoot" / "IMG_1.jpg")
         failed = wait_for(lambda: d.ledger.photos_in_state("failed"), timeout=60, what="the photo to fail")
     assert failed[0].reason.startswith("w: shoot/IMG_1.jpg: delivery failed")

@@ -10,7 +10,7 @@ import socket
 import time
 from pathlib import Path
 
-from daemon_helpers import DaemonThread, studio_photos, write_config
+from daemon_helpers import DaemonThread, compress_time, studio_photos, write_config
 from support import API_KEY, make_image, wait_for
 
 from skylab_watch.emulator import Emulator
@@ -60,8 +60,7 @@ def _night(tmp: Path, faults: bool) -> tuple[dict[str, str], list[str], float]:
     cfg = _config(tmp, emu.url)
     started = time.monotonic()
     with DaemonThread(cfg) as d:
-        d.daemon.ctx.health.max_wait = 0.3
-        d.daemon.ctx.deferrals.cap_seconds = 0.5
+        compress_time(d)
         if faults:
             emu.set_faults(NIGHT)
         _drop_photos(tmp)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 import pyvips
-from daemon_helpers import DaemonThread, studio_photos, write_config
+from daemon_helpers import DaemonThread, compress_time, studio_photos, write_config
 from support import API_KEY, make_image, wait_for
 
 from skylab_watch.emulator import VARIANTS, Emulator
@@ -35,7 +35,7 @@ def test_every_photo_is_delivered_once_under_each_personality(tmp_path, variant)
         if credits_variant:
             emu.set_faults({"out_of_credits": True})
         with DaemonThread(cfg, once=True) as d:
-            d.daemon.ctx.health.max_wait = 0.3
+            compress_time(d)
             if credits_variant:
                 wait_for(lambda: "credits" in d.ledger.notices(), timeout=20, what="the credits pause")
                 assert not d.ledger.photos_in_state("failed"), "a refusal about credits never fails a photo"

@@ -14,9 +14,8 @@ import time
 import pytest
 import requests
 from stage_helpers import Stage
-from support import API_KEY, wait_for
+from support import API_KEY, plain_studio, wait_for
 
-from skylab_watch.emulator import Emulator
 from skylab_watch.pipeline import failures, jobs, uploader
 from skylab_watch.pipeline.completion import Deliveries
 from skylab_watch.pipeline.deliver import JobLook, deliver_guarded
@@ -145,9 +144,7 @@ def test_two_bad_digests_in_a_row_defer_and_the_next_try_delivers(stage, plain_e
 
 
 def test_upload_urls_that_keep_expiring_defer_the_photo(tmp_path):
-    with Emulator(api_key=API_KEY, processing_seconds=0.3, upload_url_seconds=0) as emu:
-        requests.post(f"{emu.url}/api/public/v1/profiles", json={"name": "plain"},
-                      headers={"X-SLT-API-KEY": API_KEY}, timeout=5).raise_for_status()
+    with plain_studio(upload_url_seconds=0) as emu:
         stage = Stage(tmp_path, emu.url)
         try:
             photo = stage.add_photo()
