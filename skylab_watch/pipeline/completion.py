@@ -23,7 +23,7 @@ from skylab_watch.ledger import Job
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.deliver import JobLook, deliver_guarded, finish_delivered
 from skylab_watch.pipeline.failures import fail_photo, job_step_failed, photo_step_failed
-from skylab_watch.pipeline.outcomes import STOP_THE_PASS
+from skylab_watch.pipeline.outcomes import STOP_THE_PASS, UnsupportedResultUrl
 from skylab_watch.studio import NotFoundError, StudioError
 from skylab_watch.studio.records import FAILED_STATUSES, JobState, PhotoResult, profile_backgrounds
 from skylab_watch.workers import WorkerPool
@@ -122,8 +122,8 @@ class Deliveries:
     def _decide(self, job: Job, photo, result: PhotoResult | None, state: JobState) -> None:
         """Deliver a photo whose result is there; fail one that will never get a usable one."""
         if result is not None and result.unusable_url:
-            fail_photo(self.ctx, photo, f"Studio gave a result URL we never fetch ({result.unusable_url[:80]})",
-                       job)
+            photo_step_failed(self.ctx, photo, UnsupportedResultUrl(result.unusable_url[:80]), "looking for the result",
+                              job)
         elif result is not None and result.result_url:
             self._schedule(job, photo, result.result_url, state)
         elif state.failed:
@@ -169,8 +169,7 @@ class Deliveries:
                         status, job.name)
         if status != job.studio_status:
             self.ctx.ledger.update_job(job.id, studio_status=status)
-        no_results = not any(p.result_url for p in (state.photos or {}).values())
-        if not state.terminal and no_results:
+        if not state.terminal and not state.has_results:
             self._log_queue_length(job)
 
     def _log_queue_length(self, job: Job) -> None:
@@ -190,7 +189,6 @@ class Deliveries:
     def _overdue(self, job: Job) -> bool:
         limit = self.ctx.watch(job.watch).delivery_timeout_seconds if self.ctx.has_watch(job.watch) else None
         return limit is not None and job.queued_at is not None and time.time() - job.queued_at > limit
-
 
     def _schedule(self, job: Job, photo, url: str | None, state: JobState) -> None:
         """Deliver a photo (outputs may be written while its watch is paused: they need no input)."""

@@ -8,7 +8,6 @@ redo after a crash replaces its own files instead of writing `(1)` copies.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -25,7 +24,7 @@ from skylab_watch.logs import fields
 from skylab_watch.pipeline import failures
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.outcomes import (
-    DISK_TROUBLE, OutputUnwritable, UnsupportedResultUrl, UnusableResult, WatchUnavailable,
+    DISK_TROUBLE, OutputUnwritable, UnsupportedResultUrl, UnusableResult, watch_unavailable,
 )
 from skylab_watch.studio import UrlExpiredError
 
@@ -117,8 +116,7 @@ def _download(ctx: Context, photo: Photo, url: str) -> Path:
                      photo.rel_path)
             fresh = ctx.studio.read_photo(photo.require_studio_id())
             if fresh.unusable_url:
-                raise UnsupportedResultUrl(
-                    f"Studio gave a result URL we never fetch ({fresh.unusable_url[:80]})") from expired
+                raise UnsupportedResultUrl(fresh.unusable_url[:80]) from expired
             if not fresh.result_url:
                 raise
             ctx.studio.download(fresh.result_url, sink)
@@ -194,8 +192,9 @@ def finish_original(ctx: Context, watch: WatchConfig, photo: Photo) -> str:
     Raises WatchUnavailable while the watch's folder is gone: a photo is
     `done` only once its after_success action has really happened.
     """
-    if not (os.path.isdir(watch.input) and os.access(watch.input, os.R_OK | os.X_OK)):
-        raise WatchUnavailable(errno.ENOENT, f"the watch's folder {watch.input} is gone or unreadable")
+    gone = watch_unavailable(watch.input)
+    if gone is not None:
+        raise gone
     original = watch.input / photo.rel_path
     action = watch.after_success
     if action != "keep" and not os.path.lexists(original):

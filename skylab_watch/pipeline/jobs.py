@@ -108,7 +108,7 @@ def _already_queued(ctx: Context, job: Job) -> bool:
     state = ctx.studio.read_job(job.require_studio_id())
     if state.terminal or (job.studio_status is not None and state.status != job.studio_status):
         return True
-    return any(p.result_url for p in (state.photos or {}).values())
+    return state.has_results
 
 
 def remove_orphan_records(ctx: Context, job: Job, keep: set[int | None]) -> int:

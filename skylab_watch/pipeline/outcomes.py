@@ -27,8 +27,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Callable, Hashable
 
+from skylab_watch.watch.scan import root_available
 from skylab_watch.studio import (
     AuthError, BadDigestError, InvalidRequestError, NotFoundError, OutOfCreditsError, RateLimitedError,
     ServerError, StoreError, TransportError, UrlExpiredError,
@@ -63,6 +65,14 @@ class FileChanged(Exception):
 
 class WatchUnavailable(OSError):
     """The watch's input folder (a share) is gone or unreadable: the watch is paused, not the file lost."""
+
+
+def watch_unavailable(root: Path) -> WatchUnavailable | None:
+    """Given a watch's input folder, return the error that pauses the watch if it cannot be listed, else None."""
+    reason = root_available(root)
+    if reason is None:
+        return None
+    return WatchUnavailable(errno.ENOENT, f"the watch's folder {root} is gone or unreadable ({reason})")
 
 
 class FileVanished(OSError):

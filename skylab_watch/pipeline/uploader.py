@@ -13,14 +13,13 @@ import base64
 import errno
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 from skylab_watch.ledger import Job, Photo
 from skylab_watch.logs import fields
 from skylab_watch.pipeline import failures
 from skylab_watch.pipeline.context import Context
-from skylab_watch.pipeline.outcomes import FileChanged, FileVanished, Outcome, WatchUnavailable
+from skylab_watch.pipeline.outcomes import FileChanged, FileVanished, Outcome, watch_unavailable
 from skylab_watch.studio import BadDigestError
 from skylab_watch.studio.upload import delete_quietly, send_photo_bytes
 
@@ -108,8 +107,9 @@ def _read_bytes(ctx: Context, photo: Photo) -> bytes:
 
 def input_error(root: Path, path: Path, exc: OSError) -> OSError:
     """Given a failed read of an original, return the error that says whose fault it is."""
-    if not (os.path.isdir(root) and os.access(root, os.R_OK | os.X_OK)):
-        return WatchUnavailable(exc.errno or errno.ENOENT, f"the watch's folder {root} is gone or unreadable")
+    gone = watch_unavailable(root)
+    if gone is not None:
+        return gone
     if isinstance(exc, FileNotFoundError):
         return FileVanished(errno.ENOENT, "the original was moved or deleted before it was sent", str(path))
     return exc

@@ -78,6 +78,11 @@ class JobState:
         return self.completed or self.failed
 
     @property
+    def has_results(self) -> bool:
+        """True when any photo embedded in the answer already carries a usable result."""
+        return any(p.result_url for p in (self.photos or {}).values())
+
+    @property
     def regular(self) -> bool:
         """True for a `regular` job: its uploads carry the S3 tagging the official clients send."""
         return self.kind == "regular"
