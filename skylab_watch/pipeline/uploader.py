@@ -9,7 +9,6 @@ Every failure goes through the outcome table (`failures.photo_step_failed`).
 
 from __future__ import annotations
 
-import base64
 import errno
 import hashlib
 import logging
@@ -58,9 +57,8 @@ def _upload(ctx: Context, photo: Photo, job: Job) -> str:
         studio_id = _find_record(ctx, photo, job)  # an earlier try may have created it: list before create
     if studio_id is None:
         studio_id = _create_record(ctx, photo, job)
-    md5_b64 = base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
     try:
-        send_photo_bytes(ctx.studio, studio_id, data, md5_b64, regular_job=_regular(ctx, job))
+        send_photo_bytes(ctx.studio, studio_id, data, regular_job=_regular(ctx, job))  # it hashes what it sends
     except BadDigestError:
         _read_bytes(ctx, photo)  # raises FileChanged if the file moved on since it was hashed
         raise
