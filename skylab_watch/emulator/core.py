@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, TypeVar
 
 from skylab_watch.emulator import processing
 from skylab_watch.emulator.faults import Faults, validate
@@ -32,6 +32,8 @@ FOURTEEN_DAYS = 14 * 24 * 3600.0
 CACHE_LIMIT = 64
 REGULAR_JOB_TAGGING = "job=photo&api=true"
 FinishedHook = Callable[[int, str, str], None]
+
+R = TypeVar("R")
 
 
 def missing_length(store: bool) -> Response:
@@ -107,24 +109,15 @@ class Studio:
 
     def job(self, job_id: int) -> Job:
         """Return a job; 404 if there is none."""
-        job = self.state.jobs.get(job_id)
-        if job is None:
-            raise ApiError(404, f"job {job_id} not found")
-        return job
+        return _found(self.state.jobs, job_id, "job")
 
     def photo(self, photo_id: int) -> Photo:
         """Return a photo; 404 if there is none."""
-        photo = self.state.photos.get(photo_id)
-        if photo is None:
-            raise ApiError(404, f"photo {photo_id} not found")
-        return photo
+        return _found(self.state.photos, photo_id, "photo")
 
     def profile(self, profile_id: int) -> Profile:
         """Return a profile; 404 if there is none."""
-        profile = self.state.profiles.get(profile_id)
-        if profile is None:
-            raise ApiError(404, f"profile {profile_id} not found")
-        return profile
+        return _found(self.state.profiles, profile_id, "profile")
 
     # ---- time, calls, URLs -------------------------------------------------
 
@@ -288,3 +281,11 @@ class Studio:
             self.state.save()
         self.faults.clear()
         self.reset_calls()
+
+
+def _found(table: Mapping[int, R], key: int, what: str) -> R:
+    """Return `table[key]`, or answer 404 naming what was not found."""
+    record = table.get(key)
+    if record is None:
+        raise ApiError(404, f"{what} {key} not found")
+    return record
