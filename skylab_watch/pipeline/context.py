@@ -50,17 +50,23 @@ class CreditGate:
         return self._paused
 
     def out_of_credits(self, message: str) -> None:
-        """Close the gate for retry_seconds; say so once in the log and in `status`."""
+        """Close the gate for retry_seconds; say so once in the log and in `status`.
+
+        The notice is written under the gate's lock, like the flag: a 402 from one
+        upload thread and a success from another must leave flag and notice alike,
+        or a notice could outlive its cause.
+        """
         with self._lock:
             self._closed_until = self.clock() + self.retry_seconds
             first = not self._paused
             self._paused = True
+            if first:
+                self.ledger.set_notice(CREDITS_NOTICE, f"Studio account out of credits ({message}); "
+                                       "uploads and queueing paused until credits are added")
         if first:
             log.warning("Studio says the account is out of credits (%s). Uploads and queueing are "
                         "paused; trying again every %.0f s. Add credits and work resumes by itself.",
                         message, self.retry_seconds)
-            self.ledger.set_notice(CREDITS_NOTICE, f"Studio account out of credits ({message}); "
-                                   "uploads and queueing paused until credits are added")
 
     def succeeded(self) -> None:
         """A credit-spending call went through: reopen the gate if it was closed."""
@@ -68,9 +74,10 @@ class CreditGate:
             was_paused = self._paused
             self._paused = False
             self._closed_until = 0.0
+            if was_paused:
+                self.ledger.clear_notice(CREDITS_NOTICE)
         if was_paused:
             log.info("Studio accepts work again: credits are back, resuming uploads and queueing.")
-            self.ledger.clear_notice(CREDITS_NOTICE)
 
 
 @dataclass
