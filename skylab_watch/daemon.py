@@ -19,7 +19,8 @@ from typing import Callable
 from skylab_watch.callbacks import CallbackReceiver
 from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
-from skylab_watch.ledger import Ledger
+from skylab_watch.ledger import JobState, Ledger, PhotoState
+from skylab_watch.ledger.states import REPORT_CATEGORIES, REPORT_CATEGORY
 from skylab_watch.pipeline import batcher, completion, intake, jobs, uploader
 from skylab_watch.pipeline.context import Context, CreditGate
 from skylab_watch.pipeline.discovery import WatchDiscovery
@@ -158,7 +159,7 @@ class Daemon:
         if paused:
             log.error("could not read the input of %s: nothing there was processed", ", ".join(paused))
             return 1
-        failed = [p for p in self.ctx.ledger.photos_in_state("failed") if p.updated_at >= self.started_at]
+        failed = [p for p in self.ctx.ledger.photos_in_state(PhotoState.FAILED) if p.updated_at >= self.started_at]
         return 1 if failed else 0
 
     def _describe(self, photo_id: int) -> str:
@@ -215,13 +216,15 @@ class Daemon:
     def _create_jobs(self) -> None:
         """Create closed jobs at Studio; one job's refusal fails that job only, never the others."""
         if self.ctx.credits.is_open():
-            self._each_job(self.ctx.ledger.jobs_in_state("closed", "creating"), jobs.create_closed_job, "creating")
+            closed = self.ctx.ledger.jobs_in_state(JobState.CLOSED, JobState.CREATING)
+            self._each_job(closed, jobs.create_closed_job, "creating")
 
     def _queue_jobs(self) -> None:
         """Queue created jobs whose uploads are all settled."""
         if not self.ctx.credits.is_open():
             return
-        ready = [j for j in self.ctx.ledger.jobs_in_state("created", "queueing") if jobs.upload_finished(self.ctx, j)]
+        ready = [j for j in self.ctx.ledger.jobs_in_state(JobState.CREATED, JobState.QUEUEING)
+                 if jobs.upload_finished(self.ctx, j)]
         self._each_job(ready, jobs.queue_uploaded_job, "queueing")
 
     def _each_job(self, candidates: list, step: Callable, doing: str) -> None:
@@ -240,8 +243,8 @@ class Daemon:
         """Hand batched photos of created jobs to the upload pool, at most `concurrency` at a time."""
         if not self.ctx.credits.is_open():
             return
-        created = {j.id for j in self.ctx.ledger.jobs_in_state("created")}
-        for photo in self.ctx.ledger.photos_in_state("batched", "uploading"):
+        created = {j.id for j in self.ctx.ledger.jobs_in_state(JobState.CREATED)}
+        for photo in self.ctx.ledger.photos_in_state(PhotoState.BATCHED, PhotoState.UPLOADING):
             if not self._uploads.has_room():
                 break
             if photo.job_id in created and not self._uploads.in_flight(photo.id) and self._may_work_on(photo.watch) \
@@ -338,15 +341,15 @@ class Daemon:
 
     def status_line(self) -> str:
         """Return the one-line summary systemd shows in `systemctl status`."""
-        counts: dict[str, int] = {}
+        counts = dict.fromkeys(REPORT_CATEGORIES, 0)
         for per_watch in self.ctx.ledger.state_counts().values():
             for state, n in per_watch.items():
-                counts[state] = counts.get(state, 0) + n
-        waiting = counts.get("ready", 0) + counts.get("batched", 0)
-        sending = counts.get("uploading", 0) + counts.get("uploaded", 0)
-        line = (f"{len(self.discoveries)} watch(es): {waiting} waiting, {sending} uploading, "
-                f"{counts.get('queued', 0) + counts.get('delivering', 0)} at Studio, {counts.get('done', 0)} done, "
-                f"{counts.get('rejected', 0)} rejected, {counts.get('failed', 0)} failed")
+                category = REPORT_CATEGORY[PhotoState(state)]
+                if category is not None:
+                    counts[category] += n
+        line = (f"{len(self.discoveries)} watch(es): {counts['waiting']} waiting, {counts['uploading']} uploading, "
+                f"{counts['queued'] + counts['processing']} at Studio, {counts['done']} done, "
+                f"{counts['rejected']} rejected, {counts['failed']} failed")
         if self.ctx.credits.paused:
             line += "; PAUSED: out of credits"
         return line

@@ -10,27 +10,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from skylab_watch.ledger import Job, Ledger
+from skylab_watch.ledger import Job, Ledger, PhotoState
+from skylab_watch.ledger.states import JOB_OPEN_STATES, REPORT_CATEGORIES, REPORT_CATEGORY
 
 # Report categories, in the order a photo lives through them.
-CATEGORIES = ("waiting", "uploading", "queued", "processing", "done", "rejected", "duplicate", "failed")
-OPEN_JOB_STATES = ("open", "closed", "creating", "created", "queueing", "queued")
+CATEGORIES = REPORT_CATEGORIES
 
 
 def _category(photo_state: str, studio_status: str | None) -> str | None:
-    if photo_state in ("ready", "batched"):
-        return "waiting"
-    if photo_state in ("uploading", "uploaded"):
-        return "uploading"
-    if photo_state == "queued":
-        return "processing" if studio_status in ("processing", "completed") else "queued"
-    if photo_state in ("delivering",):
+    """The state's category (states.REPORT_CATEGORY); a queued photo Studio has started on is processing."""
+    if photo_state == PhotoState.QUEUED and studio_status in ("processing", "completed"):
         return "processing"
-    if photo_state in ("delivered", "done"):
-        return "done"
-    if photo_state in ("rejected", "duplicate", "failed"):
-        return photo_state
-    return None  # superseded versions are history, not work
+    return REPORT_CATEGORY[PhotoState(photo_state)]
 
 
 def build_report(ledger: Ledger, watches: list[str] | None = None) -> dict[str, Any]:
@@ -43,11 +34,11 @@ def build_report(ledger: Ledger, watches: list[str] | None = None) -> dict[str, 
         category = _category(row.state, row.studio_status)
         if category:
             counts[category] += row.count
-    report["jobs"] = [_job_entry(ledger, job) for job in ledger.jobs_in_state(*OPEN_JOB_STATES)]
+    report["jobs"] = [_job_entry(ledger, job) for job in ledger.jobs_in_state(*JOB_OPEN_STATES)]
     report["problems"] = [
         {"watch": p.watch, "path": p.rel_path, "state": p.state, "reason": p.reason,
          "since": _iso(p.updated_at)}
-        for p in ledger.photos_in_state("rejected", "failed", "duplicate")]
+        for p in ledger.photos_in_state(PhotoState.REJECTED, PhotoState.FAILED, PhotoState.DUPLICATE)]
     report["notices"] = [{"key": key, "message": msg, "since": _iso(since)}
                          for key, (msg, since) in sorted(ledger.notices().items())]
     return report

@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from skylab_watch.ledger import Ledger
+from skylab_watch.ledger import JobState, Ledger, PhotoState
+from skylab_watch.ledger.states import AT_STUDIO_STATES
 
-TO_SEND_STATES = ("ready", "batched", "uploading", "uploaded")
-AT_STUDIO_STATES = ("queued", "delivering", "delivered")
-JOB_OPEN_STATES = ("closed", "created", "queueing")
+TO_SEND_STATES = (PhotoState.READY, PhotoState.BATCHED, PhotoState.UPLOADING, PhotoState.UPLOADED)
+# Jobs not yet queued at Studio (`creating`: a create call whose outcome is still to be looked up).
+JOBS_NOT_YET_QUEUED = (JobState.CLOSED, JobState.CREATING, JobState.CREATED, JobState.QUEUEING)
 
 
 @dataclass
@@ -68,7 +69,7 @@ def count_unfinished(ledger: Ledger, watches: Iterable[str], settling: int = 0, 
     at_studio = [p for p in ledger.photos_in_state(*AT_STUDIO_STATES) if p.watch in names]
     job_ids = {p.job_id for p in at_studio if p.job_id is not None}
     queued_at = [j.queued_at for j in (ledger.get_job(i) for i in job_ids) if j is not None and j.queued_at]
-    open_jobs = [j for j in ledger.jobs_in_state(*JOB_OPEN_STATES) if j.watch in names]
+    open_jobs = [j for j in ledger.jobs_in_state(*JOBS_NOT_YET_QUEUED) if j.watch in names]
     return Unfinished(settling=settling, to_send=len(to_send), at_studio=len(at_studio),
                       studio_jobs=len(job_ids), oldest_queued_at=min(queued_at, default=None),
                       jobs_to_queue=len(open_jobs), transfers=transfers, unscanned=sorted(unscanned))

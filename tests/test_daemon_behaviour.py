@@ -68,6 +68,7 @@ def test_a_file_changed_after_hashing_is_never_sent_under_the_old_hash(tmp_path,
         job = ctx.ledger.reserve_job("w", "w-test-job", ctx.profiles["w"])
         ctx.ledger.add_to_job(photo.id, job.id, "a.jpg")
         remote = ctx.studio.create_job(job.name, ctx.profiles["w"])
+        ctx.ledger.update_job(job.id, state="closed")
         ctx.ledger.update_job(job.id, state="created", studio_id=remote["id"])
         assert upload_photo(ctx, ctx.ledger.get_photo(photo.id)) == "superseded"
         assert ctx.studio.list_job_photos(job_id=remote["id"]) == []

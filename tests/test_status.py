@@ -15,6 +15,8 @@ def test_report_counts_each_photo_in_its_category_and_lists_jobs_problems_and_no
         photo = ledger.add_photo("w", name, 1, 1, name, state)
         if state == "queued":
             ledger.update_photo(photo.id, job_id=job.id, studio_name=name)
+    for state in ("closed", "created", "queueing"):  # the moves the ledger allows
+        ledger.update_job(job.id, state=state)
     ledger.update_job(job.id, state="queued", studio_status="processing")
     ledger.add_photo("w", "e.jpg", 1, 1, "e", "failed", reason="Studio failed the photo")
     ledger.add_photo("w", "c.jpg", 2, 2, "c2", "ready")  # supersedes c.jpg version 1: history, not counted

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from skylab_watch.config import Config, load_config
 from skylab_watch.errors import ConfigError, LedgerError
-from skylab_watch.ledger import Ledger, Photo
+from skylab_watch.ledger import Ledger, Photo, PhotoState
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     try:
-        failed = [p for p in ledger.photos_in_state("failed") if _is_latest(ledger, p)]
+        failed = [p for p in ledger.photos_in_state(PhotoState.FAILED) if _is_latest(ledger, p)]
         chosen = [p for p in failed if not args.paths or _matches(config, p, args.paths)]
         for photo in chosen:
             retry_photo(ledger, photo)
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 def retry_photo(ledger: Ledger, photo: Photo) -> None:
     """Put a failed photo back to ready, detached from its old job, so it goes into a new one."""
-    ledger.update_photo(photo.id, state="ready", reason=None, job_id=None, studio_name=None,
+    ledger.update_photo(photo.id, state=PhotoState.READY, reason=None, job_id=None, studio_name=None,
                         studio_id=None, attempts=0)
 
 

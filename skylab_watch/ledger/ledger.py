@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from skylab_watch.ledger.db import Database
-from skylab_watch.ledger.records import SENT_STATES, Job, Output, Photo, StateCount, from_row
+from skylab_watch.ledger.records import Job, Output, Photo, StateCount, from_row
 from skylab_watch.ledger.schema import MIGRATIONS
+from skylab_watch.ledger.states import SENT_STATES, PhotoState, check_job_move, check_photo_move
 
 _PHOTO_COLUMNS = frozenset(Photo.__dataclass_fields__) - {"id"}
 _JOB_COLUMNS = frozenset(Job.__dataclass_fields__) - {"id"}
@@ -89,7 +90,7 @@ class Ledger:
 
     def find_sent_content(self, watch: str, md5: str, exclude_path: str | None = None) -> Photo | None:
         """Return a photo of this watch with the same content that is sent, being sent, or about to be."""
-        states = ("ready", *SENT_STATES)
+        states = (PhotoState.READY, *SENT_STATES)
         marks = ",".join("?" * len(states))
         row = self.db.query_one(
             f"SELECT * FROM photos WHERE watch = ? AND md5 = ? AND state IN ({marks}) "
@@ -103,8 +104,8 @@ class Ledger:
         as its duplicates: their content was never delivered after all.
         """
         with self.transaction() as conn:
-            self._update("photos", _PHOTO_COLUMNS, photo_id, changes)
-            if changes.get("state") in ("superseded", "failed"):
+            self._update("photos", _PHOTO_COLUMNS, photo_id, changes, check_photo_move)
+            if changes.get("state") in (PhotoState.SUPERSEDED, PhotoState.FAILED):
                 _release_duplicates(conn, photo_id, time.time())
 
     def claim_photo(self, photo_id: int, expected: tuple[str, ...], state: str, **changes: Any) -> bool:
@@ -113,6 +114,8 @@ class Ledger:
         A worker claims its photo this way so that a change made meanwhile
         by another thread (a newer version superseding it) is never undone.
         """
+        for old in expected:
+            check_photo_move(old, state)
         sets = ", ".join(f"{col} = ?" for col in ("state", *changes, "updated_at"))
         marks = ",".join("?" * len(expected))
         cur = self.db.execute(f"UPDATE photos SET {sets} WHERE id = ? AND state IN ({marks})",
@@ -166,13 +169,14 @@ class Ledger:
         return [from_row(Job, r) for r in self.db.query(sql + " ORDER BY id", params)]
 
     def update_job(self, job_id: int, **changes: Any) -> None:
-        """Change columns of one job."""
-        self._update("jobs", _JOB_COLUMNS, job_id, changes)
+        """Change columns of one job; a change of state must be one `states.JOB_MOVES` lists."""
+        self._update("jobs", _JOB_COLUMNS, job_id, changes, check_job_move)
 
     def add_to_job(self, photo_id: int, job_id: int, studio_name: str) -> None:
         """Put a ready photo into an open job under its unique name in that job."""
         now = time.time()
         with self.transaction() as conn:
+            _check_current(conn, "photos", photo_id, PhotoState.BATCHED, check_photo_move)
             conn.execute("UPDATE photos SET state = 'batched', job_id = ?, studio_name = ?, reason = NULL, "
                          "updated_at = ? WHERE id = ?", (job_id, studio_name, now, photo_id))
             conn.execute("UPDATE jobs SET last_added_at = ?, updated_at = ? WHERE id = ?", (now, now, job_id))
@@ -244,13 +248,25 @@ class Ledger:
             "ORDER BY p.watch, p.state")
         return [StateCount(r["watch"], r["state"], r["studio_status"], r["n"]) for r in rows]
 
-    def _update(self, table: str, allowed: Iterable[str], row_id: int, changes: dict[str, Any]) -> None:
+    def _update(self, table: str, allowed: Iterable[str], row_id: int, changes: dict[str, Any],
+                check: Callable[[str, str], None]) -> None:
+        """Change columns of one row; a change of state is checked against the move table first."""
         unknown = set(changes) - set(allowed)
         if unknown:
             raise ValueError(f"unknown {table} columns: {sorted(unknown)}")
         changes = {**changes, "updated_at": time.time()}
         assignments = ", ".join(f"{col} = ?" for col in changes)
-        self.db.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))
+        with self.transaction() as conn:
+            if "state" in changes:
+                _check_current(conn, table, row_id, changes["state"], check)
+            conn.execute(f"UPDATE {table} SET {assignments} WHERE id = ?", (*changes.values(), row_id))
+
+
+def _check_current(conn: Any, table: str, row_id: int, new: str, check: Callable[[str, str], None]) -> None:
+    """Raise IllegalTransition unless the row's current state may become `new` (a missing row is left alone)."""
+    row = conn.execute(f"SELECT state FROM {table} WHERE id = ?", (row_id,)).fetchone()
+    if row is not None:
+        check(row[0], new)
 
 
 def _release_duplicates(conn, photo_id: int, now: float) -> None:

@@ -6,15 +6,6 @@ import sqlite3
 from dataclasses import dataclass, fields
 
 
-# Photo states in which the photo has been, or is being, sent to Studio: its
-# content counts as "already sent" for duplicate detection.
-SENT_STATES = ("batched", "uploading", "uploaded", "queued", "delivering", "delivered", "done")
-# States a photo never leaves without a person or a new version.
-FINAL_STATES = ("rejected", "duplicate", "superseded", "done", "failed")
-# Job states after which Studio no longer works on the job.
-JOB_FINISHED_STATES = ("completed", "failed", "cancelled", "delivered", "deleted")
-
-
 @dataclass(frozen=True)
 class Photo:
     """One version of one file in a watch."""

@@ -5,11 +5,8 @@ re-shoot at the same path adds a row with the next version. A job row is
 created with its unique name *before* Studio hears of it, so a crash
 between "create" and "record" is recovered by looking the name up.
 
-Photo states (see architecture.md, "Life of a photo"):
-  ready, rejected, duplicate, superseded, batched, uploading, uploaded,
-  queued, delivering, delivered, done, failed
-Job states: open, closed, created, queueing, queued, completed, failed,
-  cancelled, delivered, deleted
+The states a photo and a job live through, and the moves allowed between
+them, are `states.py`'s; the ledger refuses any other move.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import secrets
 import time
 
 from skylab_watch.config import WatchConfig
-from skylab_watch.ledger import Job, NameTaken
+from skylab_watch.ledger import Job, JobState, NameTaken, PhotoState
 from skylab_watch.pipeline.context import Context
 
 log = logging.getLogger("skylab_watch")
@@ -39,7 +39,7 @@ def unique_studio_name(rel_path: str, taken: set[str]) -> str:
 
 def open_job_for(ctx: Context, watch: WatchConfig) -> Job:
     """Return the watch's open job, reserving a new one (name recorded first) if there is none."""
-    existing = ctx.ledger.jobs_in_state("open", watch=watch.name)
+    existing = ctx.ledger.jobs_in_state(JobState.OPEN, watch=watch.name)
     if existing:
         return existing[0]
     for _ in range(5):
@@ -56,7 +56,7 @@ def open_job_for(ctx: Context, watch: WatchConfig) -> Job:
 def batch_ready_photos(ctx: Context, watch: WatchConfig) -> int:
     """Put the watch's ready photos into its open job, closing it when full; return how many moved."""
     moved = 0
-    for photo in ctx.ledger.photos_in_state("ready", watch=watch.name):
+    for photo in ctx.ledger.photos_in_state(PhotoState.READY, watch=watch.name):
         job = open_job_for(ctx, watch)
         name = unique_studio_name(photo.rel_path, ctx.ledger.studio_names_in_job(job.id))
         ctx.ledger.add_to_job(photo.id, job.id, name)
@@ -74,7 +74,7 @@ def close_due_jobs(ctx: Context, watch: WatchConfig, nothing_pending: bool = Fal
     """
     closed = []
     now = ctx.clock()
-    for job in ctx.ledger.jobs_in_state("open", watch=watch.name):
+    for job in ctx.ledger.jobs_in_state(JobState.OPEN, watch=watch.name):
         count = ctx.ledger.count_job_photos(job.id)
         if count == 0:
             continue
@@ -99,6 +99,6 @@ def _close_reason(watch: WatchConfig, job: Job, count: int, now: float, nothing_
 
 def close_job(ctx: Context, job: Job, why: str) -> None:
     """Close a job: no more photos join it; it is ready to be created in Studio."""
-    ctx.ledger.update_job(job.id, state="closed", closed_at=ctx.clock())
+    ctx.ledger.update_job(job.id, state=JobState.CLOSED, closed_at=ctx.clock())
     log.info("%s: closed job %s with %d photo(s) because %s", job.watch, job.name,
              ctx.ledger.count_job_photos(job.id), why)

@@ -19,19 +19,18 @@ from pathlib import Path
 import pyvips
 
 from skylab_watch import imaging
-from skylab_watch.ledger import Job
+from skylab_watch.ledger import Job, JobState, PhotoState
+from skylab_watch.ledger.states import AT_STUDIO_STATES
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.deliver import JobLook, deliver_guarded, finish_delivered
 from skylab_watch.pipeline.failures import fail_photo, job_step_failed, photo_step_failed
 from skylab_watch.pipeline.outcomes import STOP_THE_PASS, UnsupportedResultUrl
 from skylab_watch.studio import NotFoundError, StudioError
-from skylab_watch.studio.records import FAILED_STATUSES, JobState, PhotoResult, profile_backgrounds
+from skylab_watch.studio.records import FAILED_STATUSES, StudioJob, PhotoResult, profile_backgrounds
 from skylab_watch.workers import WorkerPool
 
 log = logging.getLogger("skylab_watch")
 
-# Photo states in which a photo is still on its way.
-ACTIVE_PHOTO_STATES = ("ready", "batched", "uploading", "uploaded", "queued", "delivering", "delivered")
 # Words seen for jobs on their way (only `completed` is attested); others are logged once, not assumed.
 KNOWN_STATUSES = frozenset({"pending", "queued", "processing"})
 # A job whose answer carries no results is asked photo by photo at most this often before it is finished.
@@ -64,7 +63,7 @@ class Deliveries:
     def poke(self, studio_job_id: int | None = None) -> None:
         """Make a job (or every job) due for a look now: a callback said it finished."""
         with self._lock:
-            for job in self.ctx.ledger.jobs_in_state("queued"):
+            for job in self.ctx.ledger.jobs_in_state(JobState.QUEUED):
                 if studio_job_id is None or job.studio_id == studio_job_id:
                     self._due[job.id] = 0.0
 
@@ -92,7 +91,7 @@ class Deliveries:
         """Reap finished deliveries, then look at every queued job that is due."""
         self._reap(wakeup)
         now = time.monotonic()
-        for job in self.ctx.ledger.jobs_in_state("queued"):
+        for job in self.ctx.ledger.jobs_in_state(JobState.QUEUED):
             if self._due.get(job.id, 0.0) <= now and self.ctx.has_watch(job.watch):
                 self._due[job.id] = now + self._interval()
                 try:
@@ -110,16 +109,16 @@ class Deliveries:
         state = self.ctx.studio.read_job(job.require_studio_id())
         self.ctx.health.succeeded()
         self._note_status(job, state)
-        waiting = self.ctx.ledger.photos_in_state("queued", "delivering", "delivered", job_id=job.id)
-        results = self._results(job, state, [p for p in waiting if p.state != "delivered"])
+        waiting = self.ctx.ledger.photos_in_state(*AT_STUDIO_STATES, job_id=job.id)
+        results = self._results(job, state, [p for p in waiting if p.state != PhotoState.DELIVERED])
         for photo in waiting:
-            if photo.state == "delivered":
+            if photo.state == PhotoState.DELIVERED:
                 self._schedule(job, photo, None, state)
             elif self.ctx.deferrals.due(("photo", photo.id)):
                 self._decide(job, photo, results.get(photo.studio_id), state)
         self._close_job_if_done(job, state.status)
 
-    def _decide(self, job: Job, photo, result: PhotoResult | None, state: JobState) -> None:
+    def _decide(self, job: Job, photo, result: PhotoResult | None, state: StudioJob) -> None:
         """Deliver a photo whose result is there; fail one that will never get a usable one."""
         if result is not None and result.unusable_url:
             photo_step_failed(self.ctx, photo, UnsupportedResultUrl(result.unusable_url[:80]), "looking for the result",
@@ -132,7 +131,7 @@ class Deliveries:
             limit = self.ctx.watch(job.watch).delivery_timeout_seconds
             fail_photo(self.ctx, photo, f"Studio did not deliver a result within {describe_duration(limit)}", job)
 
-    def _results(self, job: Job, state: JobState, photos: list) -> dict[int | None, PhotoResult]:
+    def _results(self, job: Job, state: StudioJob, photos: list) -> dict[int | None, PhotoResult]:
         """Return the results of the job's waiting photos: from the job's answer where it carries them,
         else from `GET photos/{id}` (the call every official client reads a result from).
 
@@ -161,7 +160,7 @@ class Deliveries:
         self._photo_looks[job.id] = now + max(PHOTO_LOOK_SECONDS, 4 * self.ctx.config.poll_interval_seconds)
         return True
 
-    def _note_status(self, job: Job, state: JobState) -> None:
+    def _note_status(self, job: Job, state: StudioJob) -> None:
         status = state.status
         if not state.terminal and status not in KNOWN_STATUSES and status not in self._unknown_logged:
             self._unknown_logged.add(status)
@@ -190,7 +189,7 @@ class Deliveries:
         limit = self.ctx.watch(job.watch).delivery_timeout_seconds if self.ctx.has_watch(job.watch) else None
         return limit is not None and job.queued_at is not None and time.time() - job.queued_at > limit
 
-    def _schedule(self, job: Job, photo, url: str | None, state: JobState) -> None:
+    def _schedule(self, job: Job, photo, url: str | None, state: StudioJob) -> None:
         """Deliver a photo (outputs may be written while its watch is paused: they need no input)."""
         if self._pool.in_flight(photo.id) or not self.ctx.has_watch(photo.watch):
             return
@@ -200,7 +199,7 @@ class Deliveries:
             return
         self._pool.submit(photo.id, deliver_guarded, self.ctx, photo, url, self._look_for(job, state))
 
-    def _look_for(self, job: Job, state: JobState) -> JobLook:
+    def _look_for(self, job: Job, state: StudioJob) -> JobLook:
         """Return the job's profile and its background photos, fetched once per job."""
         if job.id not in self._looks:
             profile = dict(state.profile) if state.profile else self.ctx.studio.get_profile(job.require_profile_id())
@@ -236,15 +235,15 @@ class Deliveries:
         """Once a photo's delivery ends, finish its job if that was the last one (no need to wait a poll)."""
         photo = self.ctx.ledger.get_photo(photo_id)
         job = self.ctx.ledger.get_job(photo.job_id) if photo and photo.job_id else None
-        if job is not None and job.state == "queued":
+        if job is not None and job.state == JobState.QUEUED:
             self._close_job_if_done(job, job.studio_status or "")
 
     def _close_job_if_done(self, job: Job, status: str) -> None:
-        if self.ctx.ledger.photos_in_state("queued", "delivering", "delivered", job_id=job.id):
+        if self.ctx.ledger.photos_in_state(*AT_STUDIO_STATES, job_id=job.id):
             return
-        final = "failed" if status in FAILED_STATUSES else "delivered"
+        final = JobState.FAILED if status in FAILED_STATUSES else JobState.DELIVERED
         self.ctx.ledger.update_job(job.id, state=final, finished_at=time.time(),
-                                   reason=f"Studio status {status}" if final == "failed" else None)
+                                   reason=f"Studio status {status}" if final is JobState.FAILED else None)
         self._looks.pop(job.id, None)
         self._due.pop(job.id, None)
         log.info("%s: job %s is finished (%s)", job.watch, job.name, status or "all photos delivered")

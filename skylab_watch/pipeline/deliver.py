@@ -19,7 +19,7 @@ import pyvips
 
 from skylab_watch import imaging, outputs
 from skylab_watch.config import WatchConfig
-from skylab_watch.ledger import Photo
+from skylab_watch.ledger import Photo, PhotoState
 from skylab_watch.logs import fields
 from skylab_watch.pipeline import failures
 from skylab_watch.pipeline.context import Context
@@ -56,7 +56,7 @@ def finish_delivered(ctx: Context, photo: Photo) -> str:
         return finish_original(ctx, ctx.watch(photo.watch), photo)
     except Exception as exc:  # noqa: BLE001 - the outcome table decides
         failures.photo_step_failed(ctx, photo, exc, f"{ctx.watch(photo.watch).after_success} of the original")
-        return "delivered"
+        return PhotoState.DELIVERED
 
 
 def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
@@ -66,9 +66,9 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
     gone): the photo stays `delivered` until the share is back.
     """
     photo = ctx.ledger.reread_photo(photo)
-    if photo.state not in ("queued", "delivering"):
+    if photo.state not in (PhotoState.QUEUED, PhotoState.DELIVERING):
         return photo.state
-    ctx.ledger.update_photo(photo.id, state="delivering")
+    ctx.ledger.update_photo(photo.id, state=PhotoState.DELIVERING)
     watch = ctx.watch(photo.watch)
     download = _download(ctx, photo, url)
     try:
@@ -78,7 +78,7 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
                                                     look.background_stems)]
     finally:
         download.unlink(missing_ok=True)
-    ctx.ledger.update_photo(photo.id, state="delivered", reason=None, trouble_since=None)
+    ctx.ledger.update_photo(photo.id, state=PhotoState.DELIVERED, reason=None, trouble_since=None)
     failures.step_succeeded(ctx, photo)
     _outputs_writable_again(ctx, watch.name)
     log.info("%s: wrote %s for %s", watch.name, ", ".join(str(p) for p in written), photo.rel_path,
@@ -86,7 +86,7 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
     if watch.name in ctx.paused_watches:
         log.info("%s: %s is delivered; its original is handled once the watch's folder is back",
                  watch.name, photo.rel_path)
-        return "delivered"
+        return PhotoState.DELIVERED
     return finish_original(ctx, watch, ctx.ledger.reread_photo(photo))
 
 
@@ -211,9 +211,9 @@ def finish_original(ctx: Context, watch: WatchConfig, photo: Photo) -> str:
             log.info("%s: deleted the original %s (its outputs are safely written)", watch.name, photo.rel_path)
         else:
             log.info("%s: %s changed while being finished; leaving it in place", watch.name, photo.rel_path)
-    ctx.ledger.update_photo(photo.id, state="done", trouble_since=None)
+    ctx.ledger.update_photo(photo.id, state=PhotoState.DONE, trouble_since=None)
     failures.step_succeeded(ctx, photo)
-    return "done"
+    return PhotoState.DONE
 
 
 def _delete_if_unchanged(original: Path, photo: Photo) -> bool:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Callable, TypeVar
 
-from skylab_watch.ledger import Job, Photo
+from skylab_watch.ledger import Job, JobState, Photo, PhotoState
+from skylab_watch.ledger.states import WAITING_ON_JOB
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.outcomes import LOOK_AGAIN_TRIES, Outcome, classify
@@ -22,8 +23,6 @@ T = TypeVar("T")
 
 log = logging.getLogger("skylab_watch")
 
-# Photo states in which a photo still waits on its job (a job-level failure ends them).
-WAITING_ON_JOB = ("batched", "uploading", "uploaded", "queued", "delivering")
 
 
 def where(photo: Photo) -> str:
@@ -117,7 +116,7 @@ def step_succeeded(ctx: Context, photo: Photo) -> None:
 def fail_photo(ctx: Context, photo: Photo, detail: str, job: Job | None = None) -> None:
     """Mark a photo failed for good, with a reason naming watch and file; `retry` sends it again."""
     reason = f"{where(photo)}: {detail}"
-    ctx.ledger.update_photo(photo.id, state="failed", reason=reason, trouble_since=None)
+    ctx.ledger.update_photo(photo.id, state=PhotoState.FAILED, reason=reason, trouble_since=None)
     ctx.deferrals.clear(("photo", photo.id))
     in_job = f" (job {job.name})" if job is not None else ""
     log.error("%s failed%s: %s", where(photo), in_job, detail,
@@ -152,9 +151,9 @@ def fail_job(ctx: Context, job: Job, detail: str) -> None:
     """Fail a job for good and every photo still waiting on it, each with a reason naming its file."""
     with ctx.ledger.transaction():
         for photo in ctx.ledger.photos_in_state(*WAITING_ON_JOB, job_id=job.id):
-            ctx.ledger.update_photo(photo.id, state="failed", reason=f"{where(photo)}: {detail}",
+            ctx.ledger.update_photo(photo.id, state=PhotoState.FAILED, reason=f"{where(photo)}: {detail}",
                                     trouble_since=None)
-        ctx.ledger.update_job(job.id, state="failed", reason=detail, finished_at=ctx.clock())
+        ctx.ledger.update_job(job.id, state=JobState.FAILED, reason=detail, finished_at=ctx.clock())
     ctx.deferrals.clear(("job", job.id))
     log.error("%s: %s; its photos are marked failed (skylab-watch retry sends them again)", job.watch, detail,
               extra=fields(job.watch, job.name))

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from skylab_watch.config import WatchConfig
-from skylab_watch.ledger import Photo
+from skylab_watch.ledger import Photo, PhotoState
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.watch.scan import FileStat
@@ -44,7 +44,7 @@ def _record_inspection(ctx: Context, watch: WatchConfig, rel_path: str, found: I
     if not found.ok and found.oversized and watch.resize_oversized:
         found, upload_path = _resized(ctx, watch, rel_path, path, found)
     if not found.ok:
-        photo = _add(ctx, watch, rel_path, found, "rejected", reason=found.reason)
+        photo = _add(ctx, watch, rel_path, found, PhotoState.REJECTED, reason=found.reason)
         log.warning("%s: rejected %s: %s", watch.name, rel_path, found.reason,
                     extra=fields(watch.name, photo=rel_path))
         return photo
@@ -54,8 +54,8 @@ def _record_inspection(ctx: Context, watch: WatchConfig, rel_path: str, found: I
         reason = f"same content as {twin.rel_path}, already sent"
         log.info("%s: %s is a copy of %s, which was already sent; not sending it again",
                  watch.name, rel_path, twin.rel_path)
-        return _add(ctx, watch, rel_path, found, "duplicate", reason=reason, duplicate_of=twin.id)
-    photo = _add(ctx, watch, rel_path, found, "ready", upload_path=upload_path)
+        return _add(ctx, watch, rel_path, found, PhotoState.DUPLICATE, reason=reason, duplicate_of=twin.id)
+    photo = _add(ctx, watch, rel_path, found, PhotoState.READY, upload_path=upload_path)
     log.info("%s: %s is ready (%s x %s px, %d bytes)", watch.name, rel_path, found.width, found.height,
              found.size)
     return photo

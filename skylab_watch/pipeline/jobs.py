@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from skylab_watch.ledger import Job
+from skylab_watch.ledger import Job, JobState, PhotoState
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.failures import create_or_adopt
@@ -23,7 +23,7 @@ from skylab_watch.studio.upload import delete_quietly
 log = logging.getLogger("skylab_watch")
 
 # Photo states that mean "this photo's upload is settled one way or the other".
-UPLOAD_SETTLED = ("uploaded", "failed", "superseded")
+UPLOAD_SETTLED = (PhotoState.UPLOADED, PhotoState.FAILED, PhotoState.SUPERSEDED)
 
 
 def create_closed_job(ctx: Context, job: Job) -> None:
@@ -36,11 +36,11 @@ def create_closed_job(ctx: Context, job: Job) -> None:
     report.
     """
     if job.studio_id is not None:
-        ctx.ledger.update_job(job.id, state="created")
+        ctx.ledger.update_job(job.id, state=JobState.CREATED)
         return
-    existing = ctx.studio.read_job_by_name(job.name) if job.state == "creating" else None
+    existing = ctx.studio.read_job_by_name(job.name) if job.state == JobState.CREATING else None
     if existing is None:
-        ctx.ledger.update_job(job.id, state="creating")  # intent: from here a create may have happened
+        ctx.ledger.update_job(job.id, state=JobState.CREATING)  # intent: from here a create may have happened
         existing = create_or_adopt(
             lambda: job_state_of(ctx.studio.create_job(job.name, job.require_profile_id())),
             lambda: ctx.studio.read_job_by_name(job.name), f"{job.watch}: job {job.name}")
@@ -51,7 +51,7 @@ def create_closed_job(ctx: Context, job: Job) -> None:
         log.info("%s: found job %s already in Studio (job %s); not creating it again",
                  job.watch, job.name, existing.id)
     ctx.health.succeeded()
-    ctx.ledger.update_job(job.id, state="created", studio_id=existing.id, studio_type=existing.kind,
+    ctx.ledger.update_job(job.id, state=JobState.CREATED, studio_id=existing.id, studio_type=existing.kind,
                           studio_status=existing.status)
 
 
@@ -68,16 +68,16 @@ def queue_uploaded_job(ctx: Context, job: Job) -> None:
     already have happened: a clean job is queued in one call.
     """
     photos = ctx.ledger.photos_of_job(job.id)
-    uploaded = [p for p in photos if p.state == "uploaded"]
+    uploaded = [p for p in photos if p.state == PhotoState.UPLOADED]
     if not uploaded:
         delete_empty_job(ctx, job)
         return
-    if job.state == "queueing" and _already_queued(ctx, job):
+    if job.state == JobState.QUEUEING and _already_queued(ctx, job):
         _record_queued(ctx, job, len(uploaded))
         return
-    if job.state == "queueing" or any(p.attempts > 1 or p.state != "uploaded" for p in photos):
+    if job.state == JobState.QUEUEING or any(p.attempts > 1 or p.state != PhotoState.UPLOADED for p in photos):
         remove_orphan_records(ctx, job, {p.studio_id for p in uploaded})
-    ctx.ledger.update_job(job.id, state="queueing")
+    ctx.ledger.update_job(job.id, state=JobState.QUEUEING)
     callback = ctx.config.callback.public_url if ctx.config.callback else None
     try:
         ctx.studio.queue_job(job.require_studio_id(), callback_url=callback)
@@ -91,9 +91,9 @@ def queue_uploaded_job(ctx: Context, job: Job) -> None:
 
 def _record_queued(ctx: Context, job: Job, count: int) -> None:
     with ctx.ledger.transaction():
-        ctx.ledger.update_job(job.id, state="queued", queued_at=ctx.clock())
-        for photo in ctx.ledger.photos_in_state("uploaded", job_id=job.id):
-            ctx.ledger.update_photo(photo.id, state="queued")
+        ctx.ledger.update_job(job.id, state=JobState.QUEUED, queued_at=ctx.clock())
+        for photo in ctx.ledger.photos_in_state(PhotoState.UPLOADED, job_id=job.id):
+            ctx.ledger.update_photo(photo.id, state=PhotoState.QUEUED)
     log.info("%s: queued job %s (Studio job %s) with %d photo(s)", job.watch, job.name, job.studio_id, count,
              extra=fields(job.watch, job.name))
 
@@ -133,5 +133,5 @@ def delete_empty_job(ctx: Context, job: Job) -> None:
             ctx.studio.delete_job(job.require_studio_id())
         except NotFoundError:
             pass
-    ctx.ledger.update_job(job.id, state="deleted", reason="no photo of the job could be uploaded")
+    ctx.ledger.update_job(job.id, state=JobState.DELETED, reason="no photo of the job could be uploaded")
     log.warning("%s: deleted job %s: none of its photos could be uploaded", job.watch, job.name)

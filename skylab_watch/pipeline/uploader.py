@@ -14,7 +14,8 @@ import hashlib
 import logging
 from pathlib import Path
 
-from skylab_watch.ledger import Job, Photo
+from skylab_watch.ledger import Job, Photo, PhotoState
+from skylab_watch.ledger.states import UPLOADABLE_STATES
 from skylab_watch.logs import fields
 from skylab_watch.pipeline import failures
 from skylab_watch.pipeline.context import Context
@@ -33,10 +34,10 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
     """
     current = ctx.ledger.get_photo(photo.id)
     job = ctx.ledger.get_job(current.job_id) if current is not None and current.job_id is not None else None
-    if current is None or current.state not in ("batched", "uploading") or job is None or job.studio_id is None:
+    if current is None or current.state not in UPLOADABLE_STATES or job is None or job.studio_id is None:
         return current.state if current is not None else "gone"
     photo = current
-    if not ctx.ledger.claim_photo(photo.id, ("batched", "uploading"), "uploading", attempts=photo.attempts + 1):
+    if not ctx.ledger.claim_photo(photo.id, UPLOADABLE_STATES, PhotoState.UPLOADING, attempts=photo.attempts + 1):
         return ctx.ledger.reread_photo(photo).state  # superseded meanwhile: leave it alone
     try:
         return _upload(ctx, photo, job)
@@ -46,8 +47,8 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
             return _supersede(ctx, photo, job)
         if outcome is Outcome.FAIL_ITEM:
             _delete_record(ctx, photo)
-            return "failed"
-        return "uploading"
+            return PhotoState.FAILED
+        return PhotoState.UPLOADING
 
 
 def _upload(ctx: Context, photo: Photo, job: Job) -> str:
@@ -123,13 +124,13 @@ def _find_record(ctx: Context, photo: Photo, job: Job) -> int | None:
 
 
 def _uploaded(ctx: Context, photo: Photo, job: Job, studio_id: int) -> str:
-    ctx.ledger.update_photo(photo.id, state="uploaded", studio_id=studio_id, reason=None, trouble_since=None)
+    ctx.ledger.update_photo(photo.id, state=PhotoState.UPLOADED, studio_id=studio_id, reason=None, trouble_since=None)
     ctx.credits.succeeded()
     ctx.health.succeeded()
     failures.step_succeeded(ctx, photo)
     log.info("%s: uploaded %s to job %s (photo %s)", photo.watch, photo.rel_path, job.name, studio_id,
              extra=fields(photo.watch, job.name, photo.rel_path))
-    return "uploaded"
+    return PhotoState.UPLOADED
 
 
 def _supersede(ctx: Context, photo: Photo, job: Job) -> str:
@@ -137,11 +138,11 @@ def _supersede(ctx: Context, photo: Photo, job: Job) -> str:
     fresh = ctx.ledger.reread_photo(photo)
     if fresh.studio_id is not None:
         delete_quietly(ctx.studio, fresh.studio_id)
-    ctx.ledger.update_photo(photo.id, state="superseded", studio_id=None,
+    ctx.ledger.update_photo(photo.id, state=PhotoState.SUPERSEDED, studio_id=None,
                             reason="the file changed while it was being sent; the new content is a new version")
     log.info("%s: %s changed while being sent to job %s; it will be sent again as a new version",
              photo.watch, photo.rel_path, job.name)
-    return "superseded"
+    return PhotoState.SUPERSEDED
 
 
 def _delete_record(ctx: Context, photo: Photo) -> None:

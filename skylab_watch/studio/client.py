@@ -24,7 +24,7 @@ from skylab_watch.studio import http
 from skylab_watch.studio.errors import (
     BadDigestError, NotFoundError, ServerError, StoreError, StudioError, TransportError, UrlExpiredError, api_error,
 )
-from skylab_watch.studio.records import JobState, PhotoResult, job_state, jobs_in_front_of, photo_result
+from skylab_watch.studio.records import StudioJob, PhotoResult, job_state, jobs_in_front_of, photo_result
 from skylab_watch.studio.retry import RetryPolicy
 
 DEFAULT_URL = "https://studio.skylabtech.ai:443"
@@ -139,11 +139,11 @@ class StudioClient:
         """Return how many jobs the service will process before this one, or None if the answer holds no count."""
         return jobs_in_front_of(self.request("GET", f"jobs/{job_id}/jobs_in_front"))
 
-    def read_job(self, job_id: int) -> JobState:
+    def read_job(self, job_id: int) -> StudioJob:
         """Return what Studio says of a job, read tolerantly (see `records`)."""
         return _parsed(job_state, self.get_job(job_id), "GET", f"jobs/{job_id}")
 
-    def read_job_by_name(self, name: str) -> JobState | None:
+    def read_job_by_name(self, name: str) -> StudioJob | None:
         """Return what Studio says of the job called `name`, or None when there is none."""
         answer = self.find_job_by_name(name)
         return None if answer is None else _parsed(job_state, answer, "GET", "jobs/find_by_name")

@@ -45,7 +45,7 @@ class PhotoResult:
 
 
 @dataclass(frozen=True)
-class JobState:
+class StudioJob:
     """What a Studio answer says about one job.
 
     status: the status word, lower-cased ("" when absent). kind: the job's
@@ -110,7 +110,7 @@ def photo_result(answer: Any) -> PhotoResult:
                        result_url=url, unusable_url=unusable)
 
 
-def job_state(answer: Any) -> JobState:
+def job_state(answer: Any) -> StudioJob:
     """Given a job object from Studio, return its state record; raise ValueError without an id."""
     if not isinstance(answer, Mapping):
         raise ValueError(f"a job answer is not an object: {str(answer)[:100]!r}")
@@ -125,7 +125,7 @@ def job_state(answer: Any) -> JobState:
                 continue  # a slim entry without an id tells us nothing
             photos[record.id] = record
     profile = answer.get("profile")
-    return JobState(id=_int_id(answer.get("id")), name=_text(answer.get("name")),
+    return StudioJob(id=_int_id(answer.get("id")), name=_text(answer.get("name")),
                     status=str(answer.get("status") or "").strip().lower(),
                     kind=_text(answer.get("type")), photos=photos,
                     profile=profile if isinstance(profile, Mapping) else None)

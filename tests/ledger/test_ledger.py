@@ -43,7 +43,8 @@ def test_a_new_version_supersedes_an_unsent_one_and_keeps_a_sent_one(tmp_path):
     first = ledger.add_photo("w", "a.jpg", 1, 1, "m1", "ready")
     second = ledger.add_photo("w", "a.jpg", 2, 2, "m2", "ready")
     assert ledger.get_photo(first.id).state == "superseded"
-    ledger.update_photo(second.id, state="queued", studio_id=7)
+    for state in ("batched", "uploading", "uploaded", "queued"):  # the moves the ledger allows
+        ledger.update_photo(second.id, state=state, studio_id=7)
     third = ledger.add_photo("w", "a.jpg", 3, 3, "m3", "ready")
     assert ledger.get_photo(second.id).state == "queued"
     assert (third.version, ledger.known_files("w")["a.jpg"]) == (3, (3, 3))

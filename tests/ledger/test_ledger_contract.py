@@ -169,7 +169,7 @@ def test_find_sent_content_matches_ready_or_sent_photos_of_the_same_watch_elsewh
 
 
 def test_update_photo_changes_columns_and_refuses_unknown_ones(ledger: Ledger) -> None:
-    photo = _photo(ledger)
+    photo = _photo(ledger, state="batched")
     ledger.update_photo(photo.id, state="failed", reason="no luck", attempts=3)
     changed = ledger.get_photo(photo.id)
     assert (changed.state, changed.reason, changed.attempts) == ("failed", "no luck", 3)
@@ -232,6 +232,8 @@ def test_reserve_job_records_an_open_job_and_a_name_twice_is_name_taken(ledger: 
 def test_jobs_in_state_and_update_job(ledger: Ledger) -> None:
     a = ledger.reserve_job("w", "w-a", 1)
     b = ledger.reserve_job("v", "v-b", 1)
+    for state in ("closed", "created", "queueing"):  # the moves the ledger allows
+        ledger.update_job(a.id, state=state)
     ledger.update_job(a.id, state="queued", studio_id=7, jobs_in_front=3)
     assert [j.id for j in ledger.jobs_in_state("open", "queued")] == [a.id, b.id]
     assert [j.id for j in ledger.jobs_in_state("open", watch="v")] == [b.id]
@@ -272,7 +274,8 @@ def test_state_counts_and_count_photos_by_state_split_by_watch_and_studio_status
     job = ledger.reserve_job("w", "w-job", 1)
     queued = _photo(ledger, "a.jpg")
     ledger.add_to_job(queued.id, job.id, "a.jpg")
-    ledger.update_photo(queued.id, state="queued")
+    for state in ("uploading", "uploaded", "queued"):  # the moves the ledger allows
+        ledger.update_photo(queued.id, state=state)
     ledger.update_job(job.id, studio_status="processing")
     _photo(ledger, "b.jpg")
     _photo(ledger, "c.jpg")

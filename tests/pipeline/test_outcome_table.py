@@ -21,7 +21,7 @@ from skylab_watch.pipeline.completion import Deliveries
 from skylab_watch.pipeline.deliver import JobLook, deliver_guarded
 from skylab_watch.pipeline.outcomes import TABLE, Outcome, classify
 from skylab_watch.studio import StudioClient
-from skylab_watch.studio.records import JobState, PhotoResult
+from skylab_watch.studio.records import StudioJob, PhotoResult
 
 ROWS = {
     "the file changed after it was hashed": "test_a_file_changed_after_hashing_is_superseded",
@@ -276,7 +276,7 @@ def test_a_result_url_of_another_scheme_fails_at_once(stage, plain_emulator):
     try:
         state = stage.studio.read_job(job.studio_id)
         deliveries._decide(job, photo, PhotoResult(photo.studio_id, "a.jpg", None, "file:///etc/passwd"),  # noqa: SLF001
-                           JobState(state.id, state.name, "completed", "regular", None, None))
+                           StudioJob(state.id, state.name, "completed", "regular", None, None))
     finally:
         deliveries.shutdown(1)
     assert stage.photo(photo).state == "failed" and "file:///etc/passwd" in stage.photo(photo).reason
@@ -297,7 +297,9 @@ def test_an_output_disk_that_refuses_writes_pauses_with_a_notice(stage, plain_em
 # ---------------------------------------------------------------- faults of the machine itself
 
 def _fails_with(stage: Stage, exc: BaseException) -> str:
+    """Fail a step of a photo in a job (batched) with `exc`; return the photo's state after."""
     photo = stage.add_photo(f"p{id(exc)}.jpg")
+    stage.ledger.update_photo(photo.id, state="batched")
     failures.photo_step_failed(stage.ctx, photo, exc, "delivery")
     return stage.photo(photo).state
 
@@ -312,7 +314,7 @@ def test_a_name_the_filesystem_cannot_hold_fails_the_photo(stage):
 def test_passing_io_faults_are_retried(stage):
     for code in (errno.EIO, errno.ESTALE):
         assert classify(OSError(code, "x")).outcome is Outcome.RETRY_LATER
-        assert _fails_with(stage, OSError(code, "passing")) == "ready"
+        assert _fails_with(stage, OSError(code, "passing")) == "batched"
 
 
 def test_a_missing_file_fails(stage):
@@ -327,11 +329,11 @@ def test_a_file_we_may_not_read_fails(stage):
 
 
 def test_other_io_faults_are_retried(stage):
-    assert _fails_with(stage, OSError(errno.ENXIO, "odd")) == "ready"
+    assert _fails_with(stage, OSError(errno.ENXIO, "odd")) == "batched"
 
 
 def test_an_unexpected_error_is_retried_not_failed(stage):
-    assert _fails_with(stage, KeyError("a bug")) == "ready"
+    assert _fails_with(stage, KeyError("a bug")) == "batched"
 
 
 def test_passing_faults_fail_the_photo_only_after_the_give_up_budget(stage, plain_emulator):
