@@ -145,6 +145,8 @@ TABLE: tuple[Rule, ...] = (
 )
 
 LOOK_AGAIN_TRIES = 3
+# The longest Retry-After honoured: a server asking for more (or sending nonsense) gets this.
+MAX_RETRY_AFTER_SECONDS = 3600.0
 # Outcomes after which no further Studio call of the same pass is worth making.
 STOP_THE_PASS = (Outcome.BACK_OFF_STUDIO, Outcome.PAUSE_CREDITS)
 STUDIO_BACKOFF_SECONDS = (2.0, 120.0)
@@ -188,7 +190,7 @@ class Deferrals:
         with self._lock:
             delay = min(self.cap_seconds, self._delay.get(key, self.base_seconds / 2) * 2)
             self._delay[key] = delay
-            wait = max(self.rng.uniform(delay / 2, delay), at_least or 0.0)
+            wait = max(self.rng.uniform(delay / 2, delay), min(at_least or 0.0, MAX_RETRY_AFTER_SECONDS))
             self._until[key] = self.clock() + wait
             return wait
 
@@ -230,7 +232,7 @@ class StudioHealth:
         with self._lock:
             self._wait = min(self.max_wait, self._wait * 2) if self._wait else self.first_wait
             asked = getattr(exc, "retry_after", None)
-            wait = max(self._wait, float(asked)) if asked is not None else self._wait
+            wait = max(self._wait, min(float(asked), MAX_RETRY_AFTER_SECONDS)) if asked is not None else self._wait
             self._until = self.clock() + wait
             first = self._since is None
             if first:

@@ -346,3 +346,14 @@ def test_passing_faults_fail_the_photo_only_after_the_give_up_budget(stage, plai
              what="the budget to run out")
     reason = stage.photo(photo).reason
     assert reason.startswith("w: late.jpg: upload failed") and "still failing after" in reason
+
+
+def test_a_retry_after_of_a_day_is_honoured_only_up_to_the_cap(stage, plain_emulator):
+    from skylab_watch.pipeline.outcomes import MAX_RETRY_AFTER_SECONDS
+    photo = stage.add_photo()
+    stage.created_job()
+    plain_emulator.set_faults({"errors": {"POST photos": {"status": 429, "retry_after": 86400}}})
+    assert uploader.upload_photo(stage.ctx, photo) == "uploading"
+    waits = (stage.ctx.health._until - time.monotonic(),  # noqa: SLF001 - the wait chosen
+             stage.ctx.deferrals._until[("photo", photo.id)] - time.monotonic())  # noqa: SLF001
+    assert all(MAX_RETRY_AFTER_SECONDS - 60 < w <= MAX_RETRY_AFTER_SECONDS for w in waits), waits
