@@ -66,7 +66,8 @@ class Ledger:
 
     def add_photo(self, watch: str, rel_path: str, size: int, mtime_ns: int, md5: str, state: str,
                   reason: str | None = None, width: int | None = None, height: int | None = None,
-                  duplicate_of: int | None = None, upload_path: str | None = None) -> Photo:
+                  duplicate_of: int | None = None, upload_path: str | None = None,
+                  device: int | None = None, inode: int | None = None) -> Photo:
         """Record a new version of a file; an older version not yet sent is marked superseded."""
         now = time.time()
         with self.transaction() as conn:
@@ -82,10 +83,10 @@ class Ledger:
                 _release_duplicates(conn, old_id, now)
             cur = conn.execute(
                 "INSERT INTO photos (watch, rel_path, version, size, mtime_ns, md5, width, height, state, "
-                "reason, duplicate_of, upload_path, found_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "reason, duplicate_of, upload_path, found_at, updated_at, device, inode) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (watch, rel_path, version, size, mtime_ns, md5, width, height, state, reason,
-                 duplicate_of, upload_path, now, now))
+                 duplicate_of, upload_path, now, now, device, inode))
             return from_row(Photo, conn.execute("SELECT * FROM photos WHERE id = ?", (cur.lastrowid,)).fetchone())
 
     def find_sent_content(self, watch: str, md5: str, exclude_path: str | None = None) -> Photo | None:
@@ -225,6 +226,20 @@ class Ledger:
     def notices(self) -> dict[str, tuple[str, float]]:
         """Return {key: (message, since)} of every current condition."""
         return {r["key"]: (r["message"], r["since"]) for r in self.db.query("SELECT * FROM notices")}
+
+    # ------------------------------------------------------------------ callback replays
+
+    def first_sight_of_callback(self, signature: str, now: float, keep_seconds: float) -> bool:
+        """Remember a callback's signature; False if it was seen before (a replay), even before a restart.
+
+        Signatures older than `keep_seconds` are forgotten: the receiver refuses a callback whose
+        timestamp is that old anyway, so the table stays as small as the replay window.
+        """
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM callback_replays WHERE seen_at < ?", (now - keep_seconds,))
+            cur = conn.execute("INSERT OR IGNORE INTO callback_replays (signature, seen_at) VALUES (?, ?)",
+                               (signature, now))
+            return cur.rowcount == 1
 
     # ------------------------------------------------------------------ reports
 

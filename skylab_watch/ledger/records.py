@@ -30,6 +30,8 @@ class Photo:
     found_at: float
     updated_at: float
     trouble_since: float | None = None
+    device: int | None = None
+    inode: int | None = None
 
     def require_studio_id(self) -> int:
         """Studio's id of a photo the caller knows has a Studio record; TypeError (a bug) if it has none."""

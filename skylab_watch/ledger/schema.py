@@ -98,7 +98,22 @@ def _trouble_clock_and_job_type(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE jobs ADD COLUMN studio_type TEXT")
 
 
+def _file_identity_and_callback_replays(conn: sqlite3.Connection) -> None:
+    """photos.device/inode: which file was validated, so the upload reads that very file and not one
+    swapped in since; callback_replays: signatures of callbacks already accepted, so a replay is refused
+    even after a restart."""
+    conn.execute("ALTER TABLE photos ADD COLUMN device INTEGER")
+    conn.execute("ALTER TABLE photos ADD COLUMN inode INTEGER")
+    _run_statements(conn, """
+        CREATE TABLE IF NOT EXISTS callback_replays (
+            signature     TEXT PRIMARY KEY,
+            seen_at       REAL NOT NULL
+        )
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("initial schema: jobs, photos, outputs, notices", _initial),
     ("photo trouble clock and job type", _trouble_clock_and_job_type),
+    ("photo file identity and callback replay cache", _file_identity_and_callback_replays),
 ]

@@ -48,8 +48,12 @@ V2_DDL = (V1_DDL.replace("finished_at REAL, updated_at REAL NOT NULL);",
           .replace("found_at REAL NOT NULL, updated_at REAL NOT NULL,\n    UNIQUE",
                    "found_at REAL NOT NULL, updated_at REAL NOT NULL, trouble_since REAL,\n    UNIQUE"))
 
+V3_DDL = (V2_DDL.replace("trouble_since REAL,\n    UNIQUE",
+                         "trouble_since REAL, device INTEGER, inode INTEGER,\n    UNIQUE")
+          + "CREATE TABLE callback_replays (signature TEXT PRIMARY KEY, seen_at REAL NOT NULL);\n")
+
 # The DDL of every schema version: 0 is a new, empty file.
-SCHEMA_AT = {0: "", 1: V1_DDL, 2: V2_DDL}
+SCHEMA_AT = {0: "", 1: V1_DDL, 2: V2_DDL, 3: V3_DDL}
 
 # Rows written into a ledger of each old version, to check a migration keeps them.
 ROWS_AT = {
@@ -65,6 +69,7 @@ INSERT INTO notices (key, message, since) VALUES ('credits', 'out of credits', 1
 """,
 }
 ROWS_AT[2] = ROWS_AT[1]
+ROWS_AT[3] = ROWS_AT[1]
 
 
 @pytest.fixture
@@ -360,3 +365,18 @@ def test_threads_share_one_ledger_without_losing_a_write(ledger: Ledger) -> None
     for thread in threads:
         thread.join(timeout=30)
     assert len(ledger.known_files("w")) == 80
+
+
+def test_a_callback_signature_is_accepted_once_even_after_the_ledger_is_reopened(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    first = Ledger(path)
+    assert first.first_sight_of_callback("sig-a", now=1000.0, keep_seconds=300) is True
+    assert first.first_sight_of_callback("sig-a", now=1001.0, keep_seconds=300) is False
+    first.close()
+    again = Ledger(path)
+    try:
+        assert again.first_sight_of_callback("sig-a", now=1002.0, keep_seconds=300) is False
+        # Past the replay window the signature is forgotten (the receiver refuses such old callbacks anyway).
+        assert again.first_sight_of_callback("sig-a", now=2000.0, keep_seconds=300) is True
+    finally:
+        again.close()
