@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import pyvips
@@ -31,7 +32,7 @@ def always(_path: Path) -> bool:
 
 def writer(data: bytes):
     """Return a write callback that writes `data`."""
-    return lambda temp: temp.write_bytes(data)
+    return lambda sink: sink.write(data)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -52,11 +53,18 @@ def test_mirrored_path_refuses_to_leave_the_root(tmp_path: Path, rel: str):
         mirrored_path(tmp_path, rel, "IMG_1.png")
 
 
-def test_temp_path_is_hidden_beside_final_and_deterministic(tmp_path: Path):
+def test_temp_path_is_hidden_beside_final_short_and_deterministic(tmp_path: Path):
     final = tmp_path / "a" / "IMG_1.png"
     temp = temp_path_for(final, "dl")
-    assert temp == tmp_path / "a" / ".IMG_1.png.dl.skylab-part"
+    assert temp.parent == tmp_path / "a"
+    assert re.fullmatch(r"\.skw-[0-9a-f]{12}\.skylab-part", temp.name)
     assert temp_path_for(final, "dl") == temp != temp_path_for(final, "w")
+    assert temp != temp_path_for(final.with_name("IMG_2.png"), "dl")
+
+
+def test_temp_name_stays_short_whatever_the_final_name(tmp_path: Path):
+    long_final = tmp_path / ("x" * 250 + " (a background label of many words).png")
+    assert len(temp_path_for(long_final, "12345").name.encode()) == 29
 
 
 # --- free_name ---------------------------------------------------------------------------
@@ -122,14 +130,14 @@ def test_failed_check_leaves_no_final_and_no_temp(tmp_path: Path):
 def test_check_sees_the_written_temp(tmp_path: Path):
     final = tmp_path / "IMG_1.png"
     image = (pyvips.Image.black(8, 8) + [1, 2, 3]).cast("uchar").copy(interpretation="srgb")
-    seen: list[Path] = []
+    seen: list[list[str]] = []
 
-    def check(temp: Path) -> None:
-        seen.append(temp)
-        load_checked(temp)
+    def check(fd: int) -> None:
+        seen.append(os.listdir(tmp_path))
+        check_decodes(fd)
 
-    write_atomically(final, lambda temp: save(image, temp, "png"), tag="dl", check=check)
-    assert seen == [temp_path_for(final, "dl")]
+    write_atomically(final, lambda sink: save(image, sink, "png"), tag="dl", check=check)
+    assert seen == [[temp_path_for(final, "dl").name]]
     assert load_checked(final).width == 8
 
 
@@ -138,7 +146,7 @@ def test_camera_size_output_written_through_a_temp_is_checked_and_replaces_the_o
     final = tmp_path / "out" / "IMG_1.jpg"
     make_image(final, 64, 48)  # the daemon's own earlier output, to be replaced whole
     plan = OutputPlan(None, "jpg", "retouched")
-    size, digest = write_atomically(final, lambda temp: write_output(plan, result, [], temp),
+    size, digest = write_atomically(final, lambda sink: write_output(plan, result, [], sink),
                                     tag="7", check=check_decodes)
     written = pyvips.Image.new_from_file(str(final))
     assert (written.width, written.height, written.get("vips-loader")) == (4000, 3000, "jpegload")
@@ -159,8 +167,8 @@ def test_camera_size_output_failing_its_decode_check_keeps_the_old_file(tmp_path
 def test_failed_write_leaves_no_final_and_no_temp(tmp_path: Path):
     final = tmp_path / "IMG_1.png"
 
-    def broken(temp: Path) -> None:
-        temp.write_bytes(b"partial")
+    def broken(sink) -> None:
+        sink.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(OSError, match="No space"):
@@ -169,13 +177,12 @@ def test_failed_write_leaves_no_final_and_no_temp(tmp_path: Path):
     assert leftovers(tmp_path) == []
 
 
-def interrupted_big_write(temp: Path) -> None:
+def interrupted_big_write(sink) -> None:
     """Write 4 MiB in chunks and die halfway, like a download cut off mid-stream."""
-    with open(temp, "wb") as handle:
-        for index in range(64):
-            if index == 32:
-                raise ConnectionError("connection reset mid-download")
-            handle.write(bytes([index]) * 65536)
+    for index in range(64):
+        if index == 32:
+            raise ConnectionError("connection reset mid-download")
+        sink.write(bytes([index]) * 65536)
 
 
 def test_interrupted_big_write_never_appears_under_final_name(tmp_path: Path):
