@@ -212,6 +212,72 @@ def test_retry_overwrites_a_stale_temp_from_a_crash(tmp_path: Path):
     assert not stale.exists()
 
 
+# --- names too long, links in the way ------------------------------------------------------
+
+def test_a_final_name_over_name_max_fails_before_anything_is_written(tmp_path: Path):
+    final = tmp_path / "out" / ("x" * 250 + " (beach).jpg")
+    with pytest.raises(OSError) as caught:
+        write_atomically(final, writer(b"never written"), root=tmp_path / "out")
+    assert caught.value.errno == errno.ENAMETOOLONG
+    assert caught.value.filename == str(final) and "262 bytes" in caught.value.strerror
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_final_name_of_exactly_name_max_is_written_through_a_short_temp(tmp_path: Path):
+    final = tmp_path / ("x" * 251 + ".png")
+    write_atomically(final, writer(b"fits"), tag="123456789")
+    assert final.read_bytes() == b"fits"
+
+
+def test_the_output_root_itself_may_be_a_link(tmp_path: Path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "root").symlink_to(tmp_path / "real")
+    write_atomically(tmp_path / "root" / "a" / "IMG_1.png", writer(b"x"), root=tmp_path / "root")
+    assert (tmp_path / "real" / "a" / "IMG_1.png").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("linked", ["a", "a/b"])
+def test_a_linked_folder_below_the_root_is_refused_and_nothing_is_written_through_it(tmp_path: Path, linked: str):
+    root, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    (root / linked).parent.mkdir(parents=True)
+    (root / linked).symlink_to(outside)
+    with pytest.raises(outputs.LinkInTheWay) as caught:
+        write_atomically(root / "a" / "b" / "c" / "IMG_1.png", writer(b"x"), root=root)
+    assert caught.value.filename == str(root / linked)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_link_at_the_final_name_is_refused_and_its_target_untouched(tmp_path: Path):
+    target = tmp_path / "target.png"
+    target.write_bytes(b"someone else's")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "IMG_1.png").symlink_to(target)
+    with pytest.raises(outputs.LinkInTheWay):
+        write_atomically(tmp_path / "out" / "IMG_1.png", writer(b"x"), root=tmp_path / "out")
+    assert target.read_bytes() == b"someone else's"
+    assert (tmp_path / "out" / "IMG_1.png").is_symlink() and leftovers(tmp_path / "out") == []
+
+
+def test_a_link_planted_at_the_temp_name_is_replaced_never_written_through(tmp_path: Path):
+    target = tmp_path / "target"
+    target.write_bytes(b"keep me")
+    final = tmp_path / "out" / "IMG_1.png"
+    final.parent.mkdir()
+    temp_path_for(final, "w").symlink_to(target)
+    write_atomically(final, writer(b"new"))
+    assert target.read_bytes() == b"keep me" and final.read_bytes() == b"new"
+
+
+def test_a_file_where_a_folder_must_go_is_a_disk_error_naming_the_full_path(tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a").write_bytes(b"a file, not a folder")
+    with pytest.raises(OSError) as caught:
+        write_atomically(tmp_path / "out" / "a" / "IMG_1.png", writer(b"x"), root=tmp_path / "out")
+    assert not isinstance(caught.value, outputs.LinkInTheWay)
+    assert caught.value.errno == errno.ENOTDIR and caught.value.filename == str(tmp_path / "out" / "a")
+
+
 # --- small helpers ------------------------------------------------------------------------
 
 def test_sha256_file_matches_hashlib(tmp_path: Path):
