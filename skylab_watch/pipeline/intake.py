@@ -74,7 +74,8 @@ def record_checked(ctx: Context, watch: WatchConfig, checked: Checked) -> Photo 
         return None
     known = ctx.ledger.latest_version(watch.name, rel_path)
     if known and known.md5 == inspection.md5:
-        ctx.ledger.update_photo(known.id, size=inspection.size, mtime_ns=inspection.mtime_ns)
+        ctx.ledger.update_photo(known.id, size=inspection.size, mtime_ns=inspection.mtime_ns,
+                                device=inspection.device, inode=inspection.inode)
         log.debug("%s: %s was touched but its content is unchanged", watch.name, rel_path)
         return None
     return _record_inspection(ctx, watch, rel_path, inspection, checked.upload_path)
