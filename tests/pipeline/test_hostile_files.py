@@ -4,8 +4,11 @@ and what is uploaded is the very file that was validated, whatever is swapped in
 from __future__ import annotations
 
 import os
+import queue
+import shutil
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from bombs import make_png_bomb, make_slow_png
@@ -14,8 +17,11 @@ from stage_helpers import Stage
 from support import make_image, wait_for
 
 from skylab_watch.pipeline import intake, uploader
+from skylab_watch.pipeline.discovery import WatchDiscovery
+from skylab_watch.pipeline.inspections import Inspections
+from skylab_watch.status import build_report, format_report
 from skylab_watch.watch.scan import stat_candidate
-from skylab_watch.watch.validate import inspect_photo
+from skylab_watch.watch.validate import NO_PERMISSION, inspect_photo
 
 
 def _rejected(ledger, watch: str, rel_path: str):
@@ -70,7 +76,6 @@ def test_a_check_past_its_time_bound_is_rejected_while_the_loop_goes_on(tmp_path
 def test_a_file_settled_twice_while_its_check_runs_is_checked_once(tmp_path, plain_emulator):
     stage = Stage(tmp_path, plain_emulator.url)
     try:
-        from skylab_watch.pipeline.inspections import Inspections
         checks = Inspections(stage.ctx, size=1)
         watch = stage.ctx.watch("w")
         make_image(tmp_path / "w" / "in" / "a.jpg")
@@ -149,3 +154,105 @@ def test_a_photo_recorded_before_device_and_inode_were_kept_is_checked_on_what_i
     with open(stage.ctx.watch("w").input / "old.jpg", "ab") as handle:
         handle.write(b"more")
     assert _upload_within(stage, photo) == "superseded"
+
+
+# ---------------------------------------------------------------- visible problems
+
+def _discovery(stage: Stage) -> WatchDiscovery:
+    return WatchDiscovery(stage.ctx.watch("w"), stage.ledger, queue.Queue())
+
+
+def _deep_folders(root: Path, depth: int = 20, name_length: int = 220) -> list[str]:
+    """Create folders nested so deep that their full path passes PATH_MAX (4096 bytes), with a photo at the
+    bottom; made through folder descriptors, as only they can; return the folder names, top first."""
+    names = [f"{level:02d}" + "d" * (name_length - 2) for level in range(depth)]
+    photo = make_image(root.parent / "deep.jpg").read_bytes()
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for name in names:
+            os.mkdir(name, dir_fd=fd)
+            inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        out = os.open("deep.jpg", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+        os.write(out, photo)
+        os.close(out)
+    finally:
+        os.close(fd)
+    assert len(str(root)) + sum(len(n) + 1 for n in names) > 4096
+    return names
+
+
+def _folder_notices(stage: Stage) -> dict[str, str]:
+    return {key: message for key, (message, _since) in stage.ledger.notices().items() if key.startswith("folder:w:")}
+
+
+def test_a_path_longer_than_path_max_is_a_notice_in_status_until_it_is_gone(stage):
+    inbox = stage.ctx.watch("w").input
+    names = _deep_folders(inbox)
+    make_image(inbox / "control.jpg")
+    discovery = _discovery(stage)
+    discovery.rescan()
+    assert "control.jpg" in discovery.tracker, "the rest of the watch is still scanned"
+    notices = _folder_notices(stage)
+    assert len(notices) == 1
+    message = next(iter(notices.values()))
+    assert message.startswith("w: cannot read the folder 00ddd") and "longer than the system allows" in message
+    assert len(message) < 400, "the notice shows a shortened path"
+    assert message in format_report(build_report(stage.ledger))
+    shutil.rmtree(inbox / names[0])
+    discovery.rescan()
+    assert _folder_notices(stage) == {}, "the notice ends with its cause"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any folder whatever its mode, so chmod 000 cannot deny it")
+def test_an_unreadable_folder_is_a_notice_cleared_when_it_reads_again(stage):
+    private = stage.ctx.watch("w").input / "private"
+    make_image(private / "a.jpg")
+    private.chmod(0)
+    discovery = _discovery(stage)
+    try:
+        discovery.rescan()
+        assert "permission denied" in _folder_notices(stage)["folder:w:private"]
+    finally:
+        private.chmod(0o755)
+    discovery.rescan()
+    assert _folder_notices(stage) == {}
+    assert "private/a.jpg" in discovery.tracker
+
+
+# ---------------------------------------------------------------- a fixed permission is noticed
+
+def _settle(discovery: WatchDiscovery, stage: Stage) -> list:
+    """Let the tracked files settle and record them through the real intake; return the new rows."""
+    wait_for(lambda: discovery.tracker.due(time.monotonic() + 60), timeout=5, what="tracked files")
+    settled = discovery.tracker.poll(discovery.config.input, time.monotonic() + 60)
+    return [intake.record_settled_file(stage.ctx, discovery.config, stat, 10.0) for stat in settled]
+
+
+def test_a_file_refused_for_permission_is_looked_at_again_on_rescan_and_accepted(stage):
+    # Root reads any file, so the refusal is recorded as intake records it; the rescan's part is all real.
+    path = make_image(stage.ctx.watch("w").input / "a.jpg")
+    info = path.stat()
+    stage.ledger.add_photo("w", "a.jpg", info.st_size, info.st_mtime_ns, "", "rejected", reason=NO_PERMISSION)
+    discovery = _discovery(stage)
+    discovery.rescan()
+    assert "a.jpg" in discovery.tracker, "same size and mtime, but a permission refusal is looked at again"
+    (photo,) = _settle(discovery, stage)
+    assert photo is not None and photo.state == "ready" and photo.version == 2
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file whatever its mode, so chmod 000 cannot deny it")
+def test_a_file_made_readable_by_chmod_is_accepted_at_the_next_rescan(stage):
+    path = make_image(stage.ctx.watch("w").input / "a.jpg")
+    path.chmod(0)
+    discovery = _discovery(stage)
+    discovery.rescan()
+    (refused,) = _settle(discovery, stage)
+    assert refused.state == "rejected" and refused.reason == NO_PERMISSION
+    discovery.rescan()
+    assert "a.jpg" not in discovery.tracker, "still unreadable: not tracked again (run --once must not wait)"
+    path.chmod(0o644)
+    discovery.rescan()
+    (photo,) = _settle(discovery, stage)
+    assert photo.state == "ready"
