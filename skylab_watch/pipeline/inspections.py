@@ -114,7 +114,14 @@ class Inspections:
                 log.error("%s: the check of %s crashed; it is tried again at the next rescan", *key,
                           exc_info=outcome)
             elif self.ctx.has_watch(watch.name):
-                intake.record_checked(self.ctx, watch, outcome)
+                self._record(watch, key, outcome)
+
+    def _record(self, watch: WatchConfig, key: _Key, checked: intake.Checked) -> None:
+        """Record one finished check; a failure to record costs only this file (the next rescan finds it again)."""
+        try:
+            intake.record_checked(self.ctx, watch, checked)
+        except Exception:  # noqa: BLE001 - the other finished checks must still be recorded
+            log.exception("%s: could not record the check of %s; the next rescan looks at it again", *key)
 
     def _give_up_overdue(self) -> None:
         now = self._clock()
