@@ -105,8 +105,8 @@ class AddressPolicy:
         parts = urlsplit(url)
         if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise RefusedUrlError(f"only http(s) URLs are fetched, not {url[:80]!r}")
-        if is_private_address(parts.hostname) or host_is_local(parts.hostname):
-            self.check_peer(parts.hostname, "127.0.0.1" if host_is_local(parts.hostname) else parts.hostname)
+        if is_private_address(parts.hostname):
+            self.check_peer(parts.hostname, parts.hostname)  # a name is checked at its real peer, on connect
 
 
 # --------------------------------------------------------------------- the guard
