@@ -124,13 +124,17 @@ def copy_body(response: requests.Response, sink: BinaryIO, limit: int, method: s
 
 
 def _too_large(kind: type[Exception] | None, message: str, status: int, method: str, url: str) -> Exception:
+    """Return the error for a body beyond its cap (no HTTP status shown: the answer was a 2xx, the body is wrong)."""
     if kind is None:
         return ValueError(message)
-    return kind(message, status, method, redact_url(url))
+    return kind(message, None, method, redact_url(url))
 
 
 def _size(limit: int) -> str:
-    return f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit >> 10} KiB"
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if limit >= 1 << shift and limit % (1 << shift) == 0:
+            return f"{limit >> shift} {unit}"
+    return f"{limit} bytes"
 
 
 def log_answer(method: str, url: str, response: requests.Response, body: bytes) -> None:
