@@ -27,6 +27,7 @@ from skylab_watch.ledger import Ledger
 from skylab_watch.ledger.db import NETWORK_FILESYSTEMS, filesystem_type, refuse_network_filesystem
 from skylab_watch.startup import make_client
 from skylab_watch.studio import AuthError, RetryPolicy, StudioClient, StudioError, TransportError
+from skylab_watch.studio.transport import Guard
 from skylab_watch.watch.observers import NATIVE, count_folders, inotify_watch_limit
 
 __all__ = ["Finding", "run_checks", "READ_FROM_SYSTEM", "DOCTOR_RETRY", "OK", "WARN", "FAIL"]
@@ -40,7 +41,8 @@ DOCTOR_RETRY = RetryPolicy(max_attempts=2, max_seconds=10.0, initial_seconds=0.5
 """Doctor answers in seconds: one retry covers a blip, a dead API is reported rather than waited for."""
 
 MAX_WAIT_SECONDS = 15.0
-"""Cap of the connect and read timeouts: listing profiles is quick, a silent server should not stall doctor."""
+"""Cap of the whole API check (every try, however slowly the server answers): listing profiles is quick,
+a silent or dripping server should not stall doctor."""
 
 NOTICE_KEY = "doctor-probe"
 SUGGESTED_MIN_WATCHES = 524288
@@ -61,16 +63,18 @@ ClientFactory = Callable[[Config], StudioClient]
 
 def run_checks(config: Config, mounts_file: str = "/proc/self/mounts",
                inotify_limit: int | None | object = READ_FROM_SYSTEM, min_free_bytes: int = GIB,
-               client_factory: ClientFactory = make_client) -> list[Finding]:
+               client_factory: ClientFactory = make_client,
+               max_wait_seconds: float = MAX_WAIT_SECONDS) -> list[Finding]:
     """Given a loaded Config, run every check and return their findings in a fixed order; never raise.
 
     `mounts_file`, `inotify_limit` and `min_free_bytes` stand in for the
     system where a test cannot make the real thing (an NFS mount, a low
-    inotify limit); `client_factory` builds the Studio client.
+    inotify limit); `client_factory` builds the Studio client;
+    `max_wait_seconds` caps the API check.
     """
     limit = inotify_watch_limit() if inotify_limit is READ_FROM_SYSTEM else cast("int | None", inotify_limit)
     try:
-        findings, profiles = check_api(config, client_factory)
+        findings, profiles = check_api(config, client_factory, max_wait_seconds)
     except Exception as exc:  # noqa: BLE001 - doctor must report, not crash
         findings, profiles = [_crashed("api", exc)], None
     checks: list[tuple[str, Callable[[], list[Finding]]]] = [
@@ -97,13 +101,18 @@ def _crashed(check: str, exc: Exception) -> Finding:
 
 # --- api and profiles --------------------------------------------------------
 
-def check_api(config: Config, client_factory: ClientFactory) -> tuple[list[Finding], list[dict] | None]:
-    """Ask Studio for the profiles; return the verdict and the profiles (None if the call failed)."""
+def check_api(config: Config, client_factory: ClientFactory,
+              max_wait_seconds: float = MAX_WAIT_SECONDS) -> tuple[list[Finding], list[dict] | None]:
+    """Ask Studio for the profiles; return the verdict and the profiles (None if the call failed).
+
+    The whole check, retry included, ends within `max_wait_seconds`: one
+    deadline spans every try (a Guard around the call caps each request's own).
+    """
     url = config.studio.api_url
     try:
-        with client_factory(config) as client:
+        with client_factory(config) as client, Guard(max_wait_seconds):
             client.retry = DOCTOR_RETRY
-            client.timeout = (min(client.timeout[0], MAX_WAIT_SECONDS), min(client.timeout[1], MAX_WAIT_SECONDS))
+            client.timeout = (min(client.timeout[0], max_wait_seconds), min(client.timeout[1], max_wait_seconds))
             profiles = client.list_profiles()
     except AuthError as exc:
         return [Finding("api", FAIL, f"Studio at {url} refused the API key ({exc.message})",

@@ -49,6 +49,17 @@ class ImageError(SkylabWatchError):
     """
 
 
+class TooManyPixels(ImageError):
+    """An image whose header declares more pixels than Studio ever makes: refused before any decode."""
+
+
+RESULT_MAX_SIDE = 6400
+RESULT_MAX_PIXELS = 27_000_000
+"""Studio's input limits (studio-api.md: 6400 px a side, 27 MP), which its results and the background
+photos uploaded to a profile stay within. A header declaring more is a decompression bomb, not a photo:
+a 1.9 MB PNG can declare 20000x20000 pixels, 1.2 GB once decoded."""
+
+
 # --- libvips settings ---------------------------------------------------------
 
 def bound_operation_cache(max_operations: int = 0) -> None:
@@ -124,6 +135,26 @@ def _shown(path: Path | int) -> str:
     return f"file descriptor {path}" if isinstance(path, int) else str(path)
 
 
+def check_pixel_budget(path: Path, what: str | None = None) -> tuple[int, int]:
+    """Given an image file, return its (width, height) read from the header alone; raise TooManyPixels
+    beyond Studio's limits (naming it `what`, else its path), ImageError if the header cannot be read.
+    No pixel is decoded."""
+    try:
+        image = pyvips.Image.new_from_file(str(path), revalidate=True)
+    except pyvips.Error as exc:
+        raise ImageError(f"{path}: cannot be decoded as an image ({_first_line(exc)})") from exc
+    return _within_budget(image, what or str(path))
+
+
+def _within_budget(image: pyvips.Image, what: str) -> tuple[int, int]:
+    """Return the image's size; raise TooManyPixels when it is beyond Studio's limits."""
+    width, height = int(image.width), int(image.height)
+    if max(width, height) > RESULT_MAX_SIDE or width * height > RESULT_MAX_PIXELS:
+        raise TooManyPixels(f"{what} declares {width}x{height} pixels, more than Studio ever makes "
+                            f"({RESULT_MAX_SIDE} px a side, {RESULT_MAX_PIXELS / 1e6:g} MP); not decoded")
+    return width, height
+
+
 def load_checked(path: Path) -> pyvips.Image:
     """Given an image file, check that it decodes and return it opened for random access; raise ImageError if not.
 
@@ -140,10 +171,14 @@ def load_background(data: bytes) -> pyvips.Image:
 
     A background serves every photo of a job, in any order, so it is held
     decoded (75 MB for 5000x5000). Decoding sequentially into the copy avoids
-    a second, random-access decode buffer beside it (twice the memory).
+    a second, random-access decode buffer beside it (twice the memory). Its
+    header is checked first: beyond Studio's limits (TooManyPixels) it is
+    never decoded.
     """
     try:
-        return pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error").copy_memory()
+        image = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+        _within_budget(image, "the background photo")
+        return image.copy_memory()
     except pyvips.Error as exc:
         raise ImageError(f"background photo cannot be decoded ({_first_line(exc)})") from exc
 

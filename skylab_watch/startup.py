@@ -17,14 +17,20 @@ log = logging.getLogger("skylab_watch")
 
 
 def make_client(config: Config) -> StudioClient:
-    """Return a Studio client with the configured timeouts and retry policy."""
+    """Return a Studio client with the configured timeouts, deadlines and retry policy.
+
+    Its connection pool holds twice the transfers that can run at once (and
+    at least 16): a pool that is never full never has to open and drop extra
+    connections, and never makes a worker wait for one.
+    """
     retry = config.studio.retry
     policy = RetryPolicy(max_attempts=retry.max_attempts, max_seconds=retry.max_seconds,
                          initial_seconds=retry.initial_seconds, max_backoff_seconds=retry.max_backoff_seconds)
     pool = max(16, 2 * (config.upload_concurrency + config.download_concurrency))
     return StudioClient(config.studio.api_url, config.studio.api_key,
                         timeout=(config.studio.connect_timeout, config.studio.read_timeout),
-                        retry=policy, pool_size=pool)
+                        retry=policy, pool_size=pool, api_deadline=config.studio.api_deadline,
+                        transfer_deadline=config.studio.transfer_deadline)
 
 
 def open_ledger(config: Config) -> Ledger:

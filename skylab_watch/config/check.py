@@ -15,9 +15,11 @@ import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from skylab_watch.config.schema import REQUIRED, Option
 from skylab_watch.errors import Problem
+from skylab_watch.studio.transport import host_is_local
 
 INVALID: Any = type("Invalid", (), {"__repr__": lambda self: "INVALID"})()
 """Stands for a value that failed its check; later checks skip it."""
@@ -169,6 +171,21 @@ class SchemaChecker:
         if not text:
             return self.fail(path, f"{file} is empty; put the {what} in it")
         return text
+
+
+def insecure_api_url(studio: Any) -> Problem | None:
+    """Given the checked `studio` section, return the problem with a plain-http api_url on another machine.
+
+    Over http the API key crosses the network in clear, to anyone on the
+    path; only loopback (the emulator, a local tunnel) is safe without asking.
+    """
+    if not isinstance(studio, dict) or not isinstance(studio.get("api_url"), str):
+        return None
+    parts = urlsplit(studio["api_url"])
+    if parts.scheme.lower() != "http" or host_is_local(parts.hostname or "") or studio.get("allow_insecure_http"):
+        return None
+    return Problem("studio.api_url", f"plain http to {parts.hostname} would send the API key in clear",
+                   "use https://, or set studio.allow_insecure_http: true if the network between is trusted")
 
 
 def _join(path: str, key: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from skylab_watch.config.check import INVALID, SchemaChecker
+from skylab_watch.config.check import INVALID, SchemaChecker, insecure_api_url
 from skylab_watch.config.folders import folder_problems
 from skylab_watch.config.schema import SCHEMA, Config, Option
 from skylab_watch.errors import ConfigError, Problem
@@ -108,6 +108,7 @@ def parse_config(
     else:
         api_key, secret = "", ""
     checker.problems += folder_problems(values["watches"], check_paths)
+    checker.problems += [p for p in [insecure_api_url(values["studio"])] if p is not None]
     if checker.problems:
         raise ConfigError(checker.problems, source)
     config = build(Config, SCHEMA, values)

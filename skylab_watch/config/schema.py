@@ -165,6 +165,12 @@ class StudioConfig:
                                     None, example="/etc/skylab-watch/api_key")
     connect_timeout: float = key("seconds", "Seconds to wait for a connection to the API.", 10)
     read_timeout: float = key("seconds", "Seconds to wait for the API to answer once connected.", 60)
+    api_deadline: float = key("seconds", "Seconds one API call may take in all, however slowly the server "
+                                         "answers.", 120)
+    transfer_deadline: float = key("seconds", "Seconds one photo upload or result download may take in all.", 900)
+    allow_insecure_http: bool = key("bool", "Allow a plain http:// api_url on another machine (the API key "
+                                            "then crosses the network in clear); loopback needs no permission.",
+                                    False)
     retry: RetryConfig = section(RetryConfig)
 
 

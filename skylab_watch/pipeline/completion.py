@@ -24,8 +24,9 @@ from skylab_watch.ledger.states import AT_STUDIO_STATES
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.deliver import JobLook, deliver_guarded, finish_delivered
 from skylab_watch.pipeline.failures import fail_photo, job_step_failed, photo_step_failed
-from skylab_watch.pipeline.outcomes import STOP_THE_PASS, UnsupportedResultUrl
+from skylab_watch.pipeline.outcomes import STOP_THE_PASS, UnsupportedResultUrl, UnusableResult
 from skylab_watch.studio import NotFoundError, StudioError
+from skylab_watch.studio.client import MAX_BACKGROUND_BYTES
 from skylab_watch.studio.records import FAILED_STATUSES, StudioJob, PhotoResult, profile_backgrounds
 from skylab_watch.workers import WorkerPool
 
@@ -213,9 +214,14 @@ class Deliveries:
         return self._looks[job.id]
 
     def _fetch_background(self, url: str) -> pyvips.Image:
+        """Download and decode one background photo, bounded in bytes (Studio's input limit) and in
+        pixels (checked from its header before the decode); one beyond either is an unusable result."""
         buffer = io.BytesIO()
-        self.ctx.studio.download(url, buffer)
-        return imaging.load_background(buffer.getvalue())
+        self.ctx.studio.download(url, buffer, max_bytes=MAX_BACKGROUND_BYTES)
+        try:
+            return imaging.load_background(buffer.getvalue())
+        except imaging.TooManyPixels as exc:
+            raise UnusableResult(str(exc)) from exc
 
     def _reap(self, wakeup: threading.Event | None) -> None:
         for photo_id, outcome in self._pool.reap():

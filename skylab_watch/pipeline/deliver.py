@@ -91,7 +91,14 @@ def deliver_photo(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
 
 
 def _check_result(path: Path) -> None:
-    """Check a downloaded result decodes; one that does not is an unusable result (fetched again)."""
+    """Check a downloaded result is within Studio's pixel limits (from its header, before any decode),
+    then that it decodes; one that is not is an unusable result (fetched again, a bounded few times)."""
+    try:
+        imaging.check_pixel_budget(path, "the result")
+    except imaging.TooManyPixels as exc:
+        raise UnusableResult(str(exc)) from exc
+    except (pyvips.Error, imaging.ImageError):
+        pass  # an unreadable header is said by the decode check below
     try:
         imaging.check_decodes(path)
     except (pyvips.Error, imaging.ImageError) as exc:

@@ -10,13 +10,16 @@ between "wait and try again" and "give up". The rule of the house:
   (`retry.give_up_after_hours`) ends it, failing the photo with the last reason;
 - a *permanent* fault (422 and other refusals, a job or photo deleted at
   Studio, a name the filesystem cannot hold, a link in the output tree, an
-  unsupported URL scheme) fails
+  unsupported URL scheme, a result on a private address while the API is
+  public) fails
   the photo at once, with a reason naming the watch and the file;
-- a fault that a fresh look may mend (a result that does not decode, a result
+- a fault that a fresh look may mend (a result that does not decode, is
+  longer than its cap or declares more pixels than Studio makes, a result
   URL the store refuses) is tried again a bounded few times, then fails.
 
 The global Studio backoff is only for faults of the service or the network
-(transport, 5xx, 429, a refused key), never for one item's refusal.
+(transport, an exchange past its deadline, 5xx, an API answer past its
+cap, 429, a refused key, a redirect from the API), never for one item's refusal.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ from typing import Callable, Hashable
 from skylab_watch.outputs import LinkInTheWay
 from skylab_watch.watch.scan import root_available
 from skylab_watch.studio import (
-    AuthError, BadDigestError, InvalidRequestError, NotFoundError, OutOfCreditsError, RateLimitedError,
-    ServerError, StoreError, TransportError, UrlExpiredError,
+    AuthError, BadDigestError, DownloadTooLarge, InvalidRequestError, NotFoundError, OutOfCreditsError,
+    RateLimitedError, RedirectError, RefusedUrlError, ServerError, StoreError, TransportError, UrlExpiredError,
 )
 
 log = logging.getLogger("skylab_watch")
@@ -123,9 +126,12 @@ TABLE: tuple[Rule, ...] = (
     Rule(FileChanged, Outcome.SUPERSEDE, "the file changed after it was hashed"),
     Rule(OutOfCreditsError, Outcome.PAUSE_CREDITS, "the account is out of credits"),
     Rule(AuthError, Outcome.BACK_OFF_STUDIO, "Studio refused the API key; a person must fix it"),
+    Rule(RedirectError, Outcome.BACK_OFF_STUDIO, "the API answered with a redirect (api_url moved?), not followed"),
     Rule(RateLimitedError, Outcome.BACK_OFF_STUDIO, "Studio asks us to slow down (429)"),
     Rule(ServerError, Outcome.BACK_OFF_STUDIO, "trouble on Studio's side (5xx)"),
     Rule(TransportError, Outcome.BACK_OFF_STUDIO, "Studio unreachable or no answer in time"),
+    Rule(DownloadTooLarge, Outcome.LOOK_AGAIN, "a download longer than its cap"),
+    Rule(RefusedUrlError, Outcome.FAIL_ITEM, "a URL we never fetch (a private address, endless redirects)"),
     Rule(BadDigestError, Outcome.RETRY_LATER, "bytes damaged in transit (BadDigest)"),
     Rule(UrlExpiredError, Outcome.RETRY_LATER, "presigned URL expired; a fresh one is asked for"),
     Rule(StoreError, Outcome.RETRY_LATER, "the object store had trouble (5xx, 429)",

@@ -1,8 +1,16 @@
 """The Studio API client: every call of the contract (`studio-api.md`).
 
 One `StudioClient` holds one pooled `requests.Session`, always sends with a
-(connect, read) timeout, and runs every call under one `RetryPolicy`. Errors
-come back as the typed errors of `skylab_watch.studio.errors`.
+(connect, read) timeout and an overall deadline, and runs every call under
+one `RetryPolicy`. Errors come back as the typed errors of
+`skylab_watch.studio.errors`.
+
+Every byte from Studio is bounded: API answers (`http.API_BODY_LIMIT`),
+downloads (`MAX_DOWNLOAD_BYTES`), and the time any exchange may take. API
+calls never follow a redirect, so the API key is only ever sent to
+`base_url`; presigned store URLs never carry it, are fetched only over
+http(s), and lead (redirects included) to a private or loopback address only
+when the API itself is on one (see `transport`).
 
 Used as a context manager so that the pool is closed when done::
 
@@ -13,23 +21,41 @@ Used as a context manager so that the pool is closed when done::
 from __future__ import annotations
 
 import email.utils
+import json
 import re
 import time
-from typing import Any, BinaryIO, Callable, Iterator, Mapping, TypeVar
+from typing import Any, BinaryIO, Callable, Mapping, TypeVar
+from urllib.parse import urljoin
 
 import requests
 
 from skylab_watch import __version__
 from skylab_watch.studio import http
 from skylab_watch.studio.errors import (
-    BadDigestError, NotFoundError, ServerError, StoreError, StudioError, TransportError, UrlExpiredError, api_error,
+    AnswerTooLarge, BadDigestError, DownloadTooLarge, NotFoundError, RedirectError, RefusedUrlError, ServerError,
+    StoreError, StudioError, UrlExpiredError, api_error,
 )
 from skylab_watch.studio.records import StudioJob, PhotoResult, job_state, jobs_in_front_of, photo_result
 from skylab_watch.studio.retry import RetryPolicy
+from skylab_watch.studio.transport import AddressPolicy, Guard
 
 DEFAULT_URL = "https://studio.skylabtech.ai:443"
 API_PREFIX = "/api/public/v1/"
 DEFAULT_TIMEOUT = (10.0, 60.0)
+DEFAULT_API_DEADLINE = 120.0
+"""Seconds one API call may take in all, however slowly the server drips its answer."""
+DEFAULT_TRANSFER_DEADLINE = 900.0
+"""Seconds one upload or download may take in all: a 256 MiB result at 2.5 Mbit/s, and the
+15 minutes a presigned URL lives (a transfer outliving its URL would be refused anyway)."""
+MAX_DOWNLOAD_BYTES = 256 << 20
+"""Largest result downloaded (256 MiB). Studio's results stay within its input limits (27 MP, 6400 px
+a side); the largest file that can honestly hold 27 MP is a 16-bit RGBA PNG that does not compress at
+all, 27e6 x 8 bytes = 206 MiB; anything longer is not a result, and is refused as it streams in."""
+MAX_BACKGROUND_BYTES = 32 << 20
+"""Largest background photo downloaded: backgrounds are uploaded photos, so Studio's 27 MiB input
+limit applies to them (with a margin)."""
+MAX_REDIRECTS = 5
+"""Redirects followed by a store download (each hop checked like the first URL); API calls follow none."""
 CLIENT_HEADER = f"skylab-watch-{__version__}"
 REGULAR_JOB_TAGGING = "job=photo&api=true"
 
@@ -41,17 +67,25 @@ class StudioClient:
 
     base_url: the service root (no `/api/...`). api_key: sent only to the API,
     never to the object store, never logged. timeout: (connect, read) seconds,
-    mandatory. retry: the policy every call runs under.
+    mandatory. api_deadline / transfer_deadline: seconds one API call / one
+    upload or download may take in all. max_download_bytes: the longest
+    result downloaded. retry: the policy every call runs under.
     """
 
     def __init__(self, base_url: str, api_key: str, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, pool_size: int = 16,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, api_deadline: float = DEFAULT_API_DEADLINE,
+                 transfer_deadline: float = DEFAULT_TRANSFER_DEADLINE,
+                 max_download_bytes: int = MAX_DOWNLOAD_BYTES) -> None:
         if not api_key:
             raise ValueError("an API key is required")
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
         self.timeout = timeout
+        self.api_deadline = api_deadline
+        self.transfer_deadline = transfer_deadline
+        self.max_download_bytes = max_download_bytes
+        self.addresses = AddressPolicy(self.base_url)
         self.retry = retry or RetryPolicy()
         self.session = session or http.make_session(pool_size)
 
@@ -92,18 +126,27 @@ class StudioClient:
 
     def _request_once(self, method: str, url: str, params: Mapping[str, Any] | None,
                       payload: Mapping[str, Any] | None) -> Any:
-        response = http.send(self.session, method, url, self.timeout, headers=self._headers(),
-                             params=params, body=http.json_body(payload))
-        if not response.ok:
-            raise api_error(response.status_code, _api_message(response), method, url,
-                            retry_after=parse_retry_after(response.headers.get("Retry-After")))
-        if not response.content:
+        with Guard(self.api_deadline, self.addresses):
+            response = http.send(self.session, method, url, self.timeout, headers=self._headers(),
+                                 params=params, body=http.json_body(payload))
+            if 300 <= response.status_code < 400:
+                location = http.redact_url(response.headers.get("Location", ""))
+                response.close()
+                raise RedirectError(f"the API redirects to {location or 'nowhere'}; redirects are not followed "
+                                    "(they would carry the API key): set studio.api_url to where the API is",
+                                    response.status_code, method, url, location=location)
+            if not response.ok:
+                body = http.read_body(response, http.ERROR_BODY_LIMIT, method, url, truncate=True)
+                raise api_error(response.status_code, _api_message(response, body), method, url,
+                                retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            body = http.read_body(response, http.API_BODY_LIMIT, method, url, too_large=AnswerTooLarge)
+        http.log_answer(method, url, response, body)
+        if not body:
             return None
         try:
-            return response.json()
+            return json.loads(body)
         except ValueError as exc:
-            raise StudioError(f"answer is not JSON: {response.text[:200]!r}", response.status_code,
-                              method, url) from exc
+            raise StudioError(f"answer is not JSON: {body[:200]!r}", response.status_code, method, url) from exc
 
     # ------------------------------------------------------------------ jobs
 
@@ -215,39 +258,57 @@ class StudioClient:
     def put_bytes(self, url: str, data: bytes, content_md5: str, regular_job: bool = True) -> None:
         """PUT `data` to a presigned URL. Retried while the URL is fresh.
 
-        Raises BadDigestError when the store says the bytes do not match, and
-        UrlExpiredError when the URL has expired or its signature is refused.
+        Raises BadDigestError when the store says the bytes do not match,
+        UrlExpiredError when the URL has expired or its signature is refused,
+        and RefusedUrlError for a URL we never send to (see `transport`).
         """
         headers = {"Content-MD5": content_md5, "Content-Type": "application/octet-stream"}
         if regular_job:
             headers["X-Amz-Tagging"] = REGULAR_JOB_TAGGING
-        self.retry.call(lambda: self._store_once("PUT", url, headers, data), "PUT", what="PUT photo bytes")
+
+        def attempt() -> None:
+            with Guard(self.transfer_deadline, self.addresses):
+                self._store_once("PUT", url, headers, data).close()
+        self.retry.call(attempt, "PUT", what="PUT photo bytes")
 
     def _store_once(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None) -> requests.Response:
-        response = http.send(self.session, method, url, self.timeout, headers=headers, body=data,
-                             stream=method == "GET")
-        if response.ok:
-            return response
-        body = response.content if method != "GET" else response.raw.read(4096, decode_content=True)
-        response.close()
-        raise store_error(response.status_code, body, method, http.redact_url(url),
-                          parse_retry_after(response.headers.get("Retry-After")))
+        """Send one object-store request (under the caller's Guard); return the 2xx answer, its body unread.
 
-    def download(self, url: str, sink: BinaryIO, chunk_size: int = 1 << 16) -> int:
+        A GET follows at most MAX_REDIRECTS redirects, each target checked
+        like the first URL; a PUT follows none (its bytes go where Studio said).
+        """
+        for _ in range(MAX_REDIRECTS + 1):
+            self.addresses.check_url(url)
+            response = http.send(self.session, method, url, self.timeout, headers=headers, body=data)
+            if method == "GET" and response.is_redirect:
+                url = urljoin(url, response.headers["Location"])
+                response.close()
+                continue
+            if response.ok:
+                return response
+            body = http.read_body(response, 4096, method, url, truncate=True)
+            raise store_error(response.status_code, body, method, http.redact_url(url),
+                              parse_retry_after(response.headers.get("Retry-After")))
+        raise RefusedUrlError(f"more than {MAX_REDIRECTS} redirects", None, method, http.redact_url(url))
+
+    def download(self, url: str, sink: BinaryIO, chunk_size: int = 1 << 16, max_bytes: int | None = None) -> int:
         """Stream the object at a presigned GET URL into `sink`; return the number of bytes.
 
-        The whole download is retried from the start (the sink is rewound), so
-        a half-written sink never survives a retry.
+        At most `max_bytes` (default: `max_download_bytes`) are taken: a longer
+        object raises DownloadTooLarge, declared or as it streams in. The whole
+        download is retried from the start (the sink is rewound), so a
+        half-written sink never survives a retry.
         """
+        limit = self.max_download_bytes if max_bytes is None else max_bytes
+
         def attempt() -> int:
             sink.seek(0)
             sink.truncate()
-            response = self._store_once("GET", url, {}, None)
-            with response:
-                try:
-                    return _copy_chunks(response.iter_content(chunk_size), sink)
-                except requests.exceptions.RequestException as exc:
-                    raise TransportError(f"download broke off: {exc}", "GET", http.redact_url(url)) from exc
+            with Guard(self.transfer_deadline, self.addresses):
+                response = self._store_once("GET", url, {}, None)
+                with response:
+                    return http.copy_body(response, sink, limit, "GET", url, too_large=DownloadTooLarge,
+                                          chunk_size=chunk_size)
         return self.retry.call(attempt, "GET", what="download")
 
 
@@ -260,23 +321,15 @@ def _parsed(parse: Callable[[Any], T], answer: Any, method: str, endpoint: str) 
         raise ServerError(f"unusable answer: {exc}", None, method, endpoint) from exc
 
 
-def _copy_chunks(chunks: Iterator[bytes], sink: BinaryIO) -> int:
-    total = 0
-    for chunk in chunks:
-        sink.write(chunk)
-        total += len(chunk)
-    return total
-
-
-def _api_message(response: requests.Response) -> str:
+def _api_message(response: requests.Response, body: bytes) -> str:
     """Return the server's error message (`{"message": ...}`), or a readable fallback."""
     try:
-        body = response.json()
-        if isinstance(body, dict) and body.get("message"):
-            return str(body["message"])
+        answer = json.loads(body)
+        if isinstance(answer, dict) and answer.get("message"):
+            return str(answer["message"])
     except ValueError:
         pass
-    text = response.text.strip()
+    text = body.decode("utf-8", "replace").strip()
     return text[:300] if text else response.reason or f"HTTP {response.status_code}"
 
 

@@ -133,3 +133,37 @@ def api_error(status: int, message: str, method: str, url: str, retry_after: flo
     error = cls(message, status, method, url)
     error.retry_after = retry_after
     return error
+
+
+class RedirectError(StudioError):
+    """The API answered with a redirect (3xx). Never followed, so the API key never reaches another host.
+
+    Not retried by the client: the answer will not change until a person
+    points `studio.api_url` at where the API really is (`location` says where
+    the server pointed, with any signature redacted).
+    """
+
+    def __init__(self, message: str, status: int | None, method: str = "", url: str = "",
+                 location: str = "") -> None:
+        super().__init__(message, status, method, url)
+        self.location = location
+
+
+class AnswerTooLarge(ServerError):
+    """An API answer longer than the cap (`http.API_BODY_LIMIT`): a broken service or proxy.
+
+    Studio trouble like a 5xx (the daemon backs off), but not repeated within
+    the call: the same endless answer would only be read again.
+    """
+
+    retryable = False
+
+
+class DownloadTooLarge(StudioError):
+    """A download longer than its cap (a result or a background photo). Not retried within the call;
+    a later fresh look may get a sane file, so the outcome table tries a bounded few times."""
+
+
+class RefusedUrlError(StudioError):
+    """A URL we never fetch: not http(s), a private or loopback address while the API itself is public,
+    or a chain of redirects too long. Waiting will not change it: not worth retrying."""

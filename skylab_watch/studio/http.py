@@ -1,5 +1,6 @@
 """The HTTP layer under the Studio client: one pooled session, timeouts,
-translation of transport errors, and debug logging with secrets redacted.
+bounded answer bodies, translation of transport errors, and debug logging
+with secrets redacted. Deadlines and reachable addresses are `transport`'s.
 
 Kept apart from the endpoint methods so that the endpoints read as a plain
 list of the contract's calls.
@@ -7,16 +8,19 @@ list of the contract's calls.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 from typing import Any, Mapping
 
+from typing import BinaryIO
+
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from skylab_watch.studio.errors import TransportError
+from skylab_watch.studio.transport import bounded_session
 
 log = logging.getLogger("skylab_watch.studio")
 
@@ -36,28 +40,33 @@ def redact_url(url: str) -> str:
     return _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, url)
 
 
+API_BODY_LIMIT = 8 << 20
+"""Longest API answer read (8 MiB). Studio's largest answers, a job with its photos or the account's
+job list, are a few hundred KiB; anything longer is a broken service or proxy, not data."""
+
+ERROR_BODY_LIMIT = 64 << 10
+"""Longest part of an error answer read: enough for any message, never a whole endless page."""
+
+
 def make_session(pool_size: int = 16) -> requests.Session:
-    """Return a session whose connection pool is large enough for our worker pools."""
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+    """Return a session of at most `pool_size` pooled connections per host, with guarded connections."""
+    return bounded_session(pool_size)
 
 
 def send(session: requests.Session, method: str, url: str, timeout: tuple[float, float],
          headers: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
-         body: bytes | None = None, stream: bool = False) -> requests.Response:
-    """Send one request and return the response, whatever its status.
+         body: bytes | None = None, stream: bool = True, redirects: bool = False) -> requests.Response:
+    """Send one request and return the response, whatever its status, its body not read yet.
 
-    Raises TransportError (with `sent` telling whether the server may have
-    seen the request) when no HTTP answer came back.
+    Redirects are not followed unless asked: the caller decides where a
+    redirect may lead. Raises TransportError (with `sent` telling whether the
+    server may have seen the request) when no HTTP answer came back.
     """
     hdrs = dict(headers or {})
     _log_request(method, url, hdrs, params, body)
     try:
         response = session.request(method, url, headers=hdrs, params=params, data=body,
-                                   timeout=timeout, stream=stream)
+                                   timeout=timeout, stream=stream, allow_redirects=redirects)
     except requests.exceptions.ConnectTimeout as exc:
         raise TransportError(f"connect timed out: {exc}", method, redact_url(url), sent=False) from exc
     except requests.exceptions.ConnectionError as exc:
@@ -69,6 +78,70 @@ def send(session: requests.Session, method: str, url: str, timeout: tuple[float,
         raise TransportError(f"request failed: {_short(exc)}", method, redact_url(url), sent=True) from exc
     _log_response(method, url, response, stream)
     return response
+
+
+def read_body(response: requests.Response, limit: int, method: str, url: str, *,
+              truncate: bool = False, too_large: type[Exception] | None = None) -> bytes:
+    """Return the body of `response`, at most `limit` bytes; the response is closed after.
+
+    Beyond `limit` (declared or read) the rest is cut off when `truncate`
+    (an error page's first lines are enough), else `too_large(message,
+    status, method, url)` is raised. A body that breaks off is a TransportError.
+    """
+    sink = io.BytesIO()
+    try:
+        copy_body(response, sink, limit, method, url, truncate=truncate, too_large=too_large)
+    finally:
+        response.close()
+    return sink.getvalue()
+
+
+def copy_body(response: requests.Response, sink: BinaryIO, limit: int, method: str, url: str, *,
+              truncate: bool = False, too_large: type[Exception] | None = None, chunk_size: int = 1 << 16) -> int:
+    """Stream the body of `response` into `sink`, at most `limit` bytes; return how many were written.
+
+    See `read_body` for what happens beyond the limit. Decoded bytes are
+    counted (a gzip bomb is cut like any other long body).
+    """
+    declared = response.headers.get("Content-Length", "")
+    if not truncate and declared.isdigit() and int(declared) > limit:
+        raise _too_large(too_large, f"the answer declares {int(declared)} bytes, more than the "
+                                    f"{_size(limit)} allowed", response.status_code, method, url)
+    total = 0
+    try:
+        for chunk in response.iter_content(chunk_size):
+            if total + len(chunk) > limit:
+                if truncate:
+                    sink.write(chunk[:limit - total])
+                    return limit
+                raise _too_large(too_large, f"the answer is longer than the {_size(limit)} allowed; cut off",
+                                 response.status_code, method, url)
+            sink.write(chunk)
+            total += len(chunk)
+    except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+        raise TransportError(f"the answer broke off: {_short(exc)}", method, redact_url(url)) from exc
+    return total
+
+
+def _too_large(kind: type[Exception] | None, message: str, status: int, method: str, url: str) -> Exception:
+    """Return the error for a body beyond its cap (no HTTP status shown: the answer was a 2xx, the body is wrong)."""
+    if kind is None:
+        return ValueError(message)
+    return kind(message, None, method, redact_url(url))
+
+
+def _size(limit: int) -> str:
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if limit >= 1 << shift and limit % (1 << shift) == 0:
+            return f"{limit >> shift} {unit}"
+    return f"{limit} bytes"
+
+
+def log_answer(method: str, url: str, response: requests.Response, body: bytes) -> None:
+    """Log an API answer's body at debug level, once it is read (bounded, with secrets redacted)."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("< %s %s -> %s %s", method, redact_url(url), response.status_code,
+                  _describe_body(body, response.headers.get("Content-Type", "")))
 
 
 def _is_connect_failure(exc: requests.exceptions.ConnectionError) -> bool:
@@ -101,7 +174,7 @@ def _log_response(method: str, url: str, response: requests.Response, stream: bo
     if not log.isEnabledFor(logging.DEBUG):
         return
     if stream:
-        text = f"<streamed {response.headers.get('Content-Length', '?')} bytes>"
+        text = f"<{response.headers.get('Content-Length', 'unknown')} bytes to read>"
     else:
         text = _describe_body(response.content, response.headers.get("Content-Type", ""))
     log.debug("< %s %s -> %s %s", method, redact_url(url), response.status_code, text)

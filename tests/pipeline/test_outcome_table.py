@@ -13,6 +13,7 @@ import time
 
 import pytest
 import requests
+from hostile_http import HostileServer, fixed
 from stage_helpers import Stage
 from support import API_KEY, plain_studio, wait_for
 
@@ -27,9 +28,12 @@ ROWS = {
     "the file changed after it was hashed": "test_a_file_changed_after_hashing_is_superseded",
     "the account is out of credits": "test_out_of_credits_pauses_and_never_fails_the_photo",
     "Studio refused the API key; a person must fix it": "test_a_refused_key_backs_off_studio",
+    "the API answered with a redirect (api_url moved?), not followed": "test_a_redirect_from_the_api_backs_off_studio",
     "Studio asks us to slow down (429)": "test_429_backs_off_at_least_as_long_as_asked",
     "trouble on Studio's side (5xx)": "test_5xx_backs_off_studio_and_keeps_the_photo",
     "Studio unreachable or no answer in time": "test_studio_unreachable_backs_off_and_keeps_the_photo",
+    "a download longer than its cap": "test_a_result_longer_than_the_cap_fails_after_a_few_fetches",
+    "a URL we never fetch (a private address, endless redirects)": "test_a_result_url_we_never_fetch_fails_at_once",
     "bytes damaged in transit (BadDigest)": "test_two_bad_digests_in_a_row_defer_and_the_next_try_delivers",
     "presigned URL expired; a fresh one is asked for": "test_upload_urls_that_keep_expiring_defer_the_photo",
     "the object store had trouble (5xx, 429)": "test_store_5xx_on_put_defers_the_photo",
@@ -102,6 +106,21 @@ def test_a_refused_key_backs_off_studio(stage, plain_emulator):
         stage.ctx.studio = good
     assert not stage.ctx.health.ready()
     assert stage.photo(photo).trouble_since is not None
+
+
+def test_a_redirect_from_the_api_backs_off_studio(stage):
+    photo = stage.add_photo()
+    stage.created_job()
+    good = stage.ctx.studio
+    with HostileServer(fixed(301, headers={"Location": "https://studio.example.com/api/public/v1/photos"})) as api:
+        stage.ctx.studio = StudioClient(api.url, API_KEY, retry=good.retry)
+        try:
+            assert uploader.upload_photo(stage.ctx, photo) == "uploading"
+        finally:
+            stage.ctx.studio.close()
+            stage.ctx.studio = good
+    assert not stage.ctx.health.ready()
+    assert stage.photo(photo).state != "failed" and stage.photo(photo).trouble_since is not None
 
 
 def test_429_backs_off_at_least_as_long_as_asked(stage, plain_emulator):
@@ -269,6 +288,23 @@ def test_a_result_the_store_refuses_fails_after_a_few_looks(stage, plain_emulato
     plain_emulator.set_faults({"errors": {"GET store": {"status": 404}}})
     states = [deliver_guarded(stage.ctx, stage.photo(photo), url, _look()) for _ in range(3)]
     assert states[-1] == "failed" and states[0] != "failed"
+    assert stage.photo(photo).reason.startswith("w: a.jpg: delivery failed")
+
+
+def test_a_result_longer_than_the_cap_fails_after_a_few_fetches(stage, plain_emulator):
+    photo, _ = _queued_photo(stage, plain_emulator)
+    url = wait_for(lambda: stage.studio.read_photo(photo.studio_id).result_url, what="the result")
+    stage.ctx.studio.max_download_bytes = 1000  # the emulator's result is a few KB: "too long" for this test
+    states = [deliver_guarded(stage.ctx, stage.photo(photo), url, _look()) for _ in range(3)]
+    assert states[:2] == ["delivering", "delivering"] and states[2] == "failed"
+    assert "more than the 1000 bytes allowed" in stage.photo(photo).reason
+
+
+def test_a_result_url_we_never_fetch_fails_at_once(stage, plain_emulator):
+    photo, _ = _queued_photo(stage, plain_emulator)
+    with HostileServer(fixed(302, headers={"Location": "ftp://127.0.0.1/result.jpg"})) as store:
+        assert deliver_guarded(stage.ctx, stage.photo(photo), store.url + "/result.jpg", _look()) == "failed"
+    assert "only http(s) URLs are fetched" in stage.photo(photo).reason
     assert stage.photo(photo).reason.startswith("w: a.jpg: delivery failed")
 
 
