@@ -28,6 +28,7 @@ from typing import BinaryIO
 import pyvips
 
 from skylab_watch.errors import SkylabWatchError
+from skylab_watch.studio.limits import MAX_PIXELS, MAX_SIDE
 
 WHITE = (255, 255, 255)
 
@@ -53,11 +54,11 @@ class TooManyPixels(ImageError):
     """An image whose header declares more pixels than Studio ever makes: refused before any decode."""
 
 
-RESULT_MAX_SIDE = 6400
-RESULT_MAX_PIXELS = 27_000_000
-"""Studio's input limits (studio-api.md: 6400 px a side, 27 MP), which its results and the background
-photos uploaded to a profile stay within. A header declaring more is a decompression bomb, not a photo:
-a 1.9 MB PNG can declare 20000x20000 pixels, 1.2 GB once decoded."""
+# Studio's input limits, which its results and the background photos uploaded to a profile stay within.
+# A header declaring more is a decompression bomb, not a photo: a 1.9 MB PNG can declare 20000x20000
+# pixels, 1.2 GB once decoded.
+RESULT_MAX_SIDE = MAX_SIDE
+RESULT_MAX_PIXELS = MAX_PIXELS
 
 
 # --- libvips settings ---------------------------------------------------------

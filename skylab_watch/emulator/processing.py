@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-MAX_SIDE = 6400
-MAX_PIXELS = 27_000_000
+from skylab_watch.studio.limits import MAX_PIXELS, MAX_SIDE
 CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 

@@ -32,15 +32,13 @@ from pathlib import Path
 import pyvips
 
 from skylab_watch.watch.plain_files import NotPlainFile, open_plain_file
+from skylab_watch.studio.limits import MAX_BYTES, MAX_PIXELS, MAX_SIDE
 
 log = logging.getLogger(__name__)
 
 VANISHED = "the file disappeared before it could be checked"
 NO_PERMISSION = "the file cannot be read: permission denied (it is looked at again on each rescan)"
 """The reason for a file we may not read; a rescan looks at such files again, so a fixed permission is seen."""
-MAX_BYTES = 27 * 1024 * 1024
-MAX_SIDE = 6400
-MAX_PIXELS = 27_000_000
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
 
 MAX_CHECK_PIXELS = 200_000_000
