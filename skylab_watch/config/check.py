@@ -171,6 +171,18 @@ class SchemaChecker:
         return text
 
 
+    def long_enough_secret(self, secret: Any, path: str, minimum: int) -> Any:
+        """Return `secret` if it has at least `minimum` bytes, else record the problem (never echoing it)."""
+        if not isinstance(secret, str):
+            return secret  # absent, or already INVALID with its own problem
+        size = len(secret.encode("utf-8"))
+        if size < minimum:
+            return self.fail(path, f"the secret is {size} byte(s) long; it must be at least {minimum} bytes "
+                                   "so that it cannot be guessed",
+                             fix="generate one with `openssl rand -hex 32` and set the same secret at Studio")
+        return secret
+
+
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
