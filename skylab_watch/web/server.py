@@ -49,6 +49,11 @@ class WebLimits:
     max_header_bytes: int = 32 * 1024
 
     @property
+    def cleanup_seconds(self) -> float:
+        """How often idle connections are looked for: an idle one is closed within 1.25 x idle_timeout."""
+        return max(0.05, self.idle_timeout / 4)
+
+    @property
     def loop_seconds(self) -> float:
         """How often the I/O loop wakes when nothing happens, to close idle connections on time."""
         return min(1.0, self.idle_timeout / 4)
@@ -63,6 +68,8 @@ class WebServer:
         self._name = name
         self._map: dict[int, Any] = {}
         self._stopping = threading.Event()
+        self._closing = threading.Lock()
+        self._closed = False
         _forward_waitress_logs()
         sock = _listening_socket(host, port)
         try:
@@ -71,6 +78,10 @@ class WebServer:
             sock.close()
             raise
         assert isinstance(server, BaseWSGIServer), "one listening socket gives one waitress server"
+        # waitress reads these two as whole seconds (int() on the way in) but computes with whatever it
+        # holds: set the exact values, so that a timeout under a second (tests) is not rounded to 0.
+        vars(server.adj).update(channel_timeout=self.limits.idle_timeout,
+                                cleanup_interval=self.limits.cleanup_seconds)
         self._server = server
         self._address: tuple[str, int] = sock.getsockname()[:2]
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
@@ -89,11 +100,14 @@ class WebServer:
 
         Safe to call twice, or without start().
         """
-        self._stopping.set()
-        if not self._thread.is_alive():
+        with self._closing:  # the loop thread may close the wake-up pipe the moment it sees the flag
+            self._stopping.set()
+            running = self._thread.is_alive() and not self._closed
+            if running:
+                self._server.pull_trigger()  # wake the I/O loop now rather than at its next timeout
+        if not running:
             self._close()
             return
-        self._server.pull_trigger()  # wake the I/O loop now rather than at its next timeout
         self._thread.join(timeout=STOP_SECONDS + 1)
         if self._thread.is_alive():
             log.warning("%s: the web server thread did not stop within %d s", self._name, STOP_SECONDS + 1)
@@ -108,6 +122,10 @@ class WebServer:
             self._close()
 
     def _close(self) -> None:
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
         self._server.task_dispatcher.shutdown(timeout=STOP_SECONDS)
         wasyncore.close_all(self._map)
 
@@ -118,8 +136,8 @@ def _adjustments(limits: WebLimits) -> dict[str, Any]:
         "threads": limits.threads,
         # waitress counts its listening socket and its wake-up pipe among the connections
         "connection_limit": limits.connection_limit + 2,
-        "channel_timeout": limits.idle_timeout,
-        "cleanup_interval": max(0.05, limits.idle_timeout / 4),
+        "channel_timeout": max(1, round(limits.idle_timeout)),  # exact values are set after creation
+        "cleanup_interval": max(1, round(limits.cleanup_seconds)),
         "max_request_body_size": limits.max_body_bytes + 1,  # waitress refuses a length equal to it
         "max_request_header_size": limits.max_header_bytes,
         "asyncore_use_poll": True,  # select() fails past 1024 descriptors
