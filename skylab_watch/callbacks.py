@@ -1,114 +1,100 @@
-"""The completion-callback receiver: a small HTTP server for Studio's signed PATCH.
+"""The completion-callback receiver: Studio's signed PATCH, served at the path of `callback.public_url`.
 
 A callback only wakes the completion work early; it never changes the
-ledger itself. The poll that follows asks Studio for the truth, so a lost
-callback costs a poll interval and a forged or replayed one costs nothing:
-it is refused with 401 and a log line before anything happens.
+ledger's photos or jobs itself. The poll that follows asks Studio for the
+truth, so a lost callback costs a poll interval and a forged or replayed one
+costs nothing: it is refused with 401 and a log line before anything happens.
+Replays are refused across restarts too: every accepted signature is kept
+(through the `first_sight` callable, the ledger's in the daemon) for as long
+as its timestamp could still pass the freshness check.
+
+The HTTP side is `skylab_watch.web`: waitress with a body cap, idle timeouts
+and a connection limit; only PATCH at the one configured path is answered.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections import OrderedDict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from typing import Callable
 
-from skylab_watch.studio.signature import check_callback
+from skylab_watch.errors import SkylabWatchError
+from skylab_watch.studio.signature import DEFAULT_TOLERANCE_SECONDS, check_callback
+from skylab_watch.web import Request, Response, Route, Router, WebLimits, WebServer
 
 log = logging.getLogger("skylab_watch")
 
-MAX_BODY = 4 * 1024 * 1024
-REMEMBERED_SIGNATURES = 4096
+FirstSight = Callable[[str, float, float], bool]
+"""(signature, now, keep_seconds) -> True the first time that signature is seen; `Ledger.first_sight_of_callback`."""
+
+CALLBACK_METHOD = "PATCH"
+"""The method Studio sends callbacks with (studio-api.md, "Completion callback")."""
 
 
 class CallbackReceiver:
-    """Listen on host:port; for every authentic callback call `on_job(studio_job_id)`."""
+    """Listen on host:port at `path`; for every authentic, fresh, new callback call `on_job(studio_job_id)`."""
 
     def __init__(self, host: str, port: int, secret: str, on_job: Callable[[int | None], None],
-                 tolerance: float = 300.0) -> None:
+                 first_sight: FirstSight, path: str = "/", tolerance: float = DEFAULT_TOLERANCE_SECONDS,
+                 limits: WebLimits | None = None) -> None:
         self._secret = secret
         self.on_job = on_job
+        self._first_sight = first_sight
+        self.path = path
         self.tolerance = tolerance
-        self._seen: OrderedDict[str, None] = OrderedDict()
-        self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer((host, port), self._handler_class())
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, name="callbacks", daemon=True)
+        router = Router([Route(path, CALLBACK_METHOD, self.handle)])
+        self.server = WebServer(host, port, router, limits, name="callbacks")
+
+    @property
+    def keep_seconds(self) -> float:
+        """How long a signature must be remembered: a timestamp passes for `tolerance` either side of now."""
+        return 2 * self.tolerance + 60
 
     @property
     def address(self) -> tuple[str, int]:
         """The (host, port) actually bound (port 0 picks a free one)."""
-        host, port = self.server.server_address[:2]
-        assert isinstance(host, str), "an AF_INET address has a text host"
-        return host, port
+        return self.server.address
 
     def start(self) -> None:
         """Serve on a background thread."""
-        self._thread.start()
-        log.info("listening for Studio completion callbacks on %s:%d", *self.address)
+        self.server.start()
+        host, port = self.address
+        log.info("listening for Studio completion callbacks on %s:%d%s", host, port, self.path)
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        """Stop serving and close every socket."""
+        self.server.stop()
 
     def judge(self, body: bytes, timestamp: str | None, signature: str | None) -> str | None:
-        """Return None if the callback is authentic, fresh and new; else why it is refused."""
+        """Return None if the callback is authentic, fresh and new; else why it is refused.
+
+        Raise SkylabWatchError if the replay record cannot be kept (the ledger is unwritable).
+        """
         reason = check_callback(self._secret, body, timestamp, signature, tolerance=self.tolerance)
         if reason:
             return reason
         assert signature is not None, "check_callback refuses a callback without a signature"
-        with self._lock:
-            if signature in self._seen:
-                return "this exact callback was already received (replay)"
-            self._seen[signature] = None
-            while len(self._seen) > REMEMBERED_SIGNATURES:
-                self._seen.popitem(last=False)
+        if not self._first_sight(signature.strip(), time.time(), self.keep_seconds):
+            return "this exact callback was already received (replay)"
         return None
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_PATCH(self) -> None:  # noqa: N802 - http.server's naming
-                receiver._handle(self)
-
-            do_POST = do_PATCH  # noqa: N815 - tolerate a POST as well
-
-            def log_message(self, fmt: str, *args: object) -> None:
-                log.debug("callback receiver: " + fmt, *args)
-
-        return Handler
-
-    def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            self._answer(request, 413, "too large")
-            return
-        body = request.rfile.read(length)
-        reason = self.judge(body, request.headers.get("X-Skylab-Timestamp"),
-                            request.headers.get("X-Skylab-Signature"))
+    def handle(self, request: Request) -> Response:
+        """Answer one callback request: 200 and wake the daemon, 401 if refused, 503 if it cannot be judged."""
+        try:
+            reason = self.judge(request.body, request.header("X-Skylab-Timestamp"),
+                                request.header("X-Skylab-Signature"))
+        except SkylabWatchError as exc:
+            log.warning("cannot judge a completion callback from %s now (%s); Studio may send it again, "
+                        "and polling finds the job anyway", request.client, exc)
+            return Response.message(503, "cannot record this callback now; try again later")
         if reason:
-            log.warning("refused a completion callback from %s: %s", request.client_address[0], reason)
-            self._answer(request, 401, reason)
-            return
-        job_id = _job_id(body)
+            log.warning("refused a completion callback from %s: %s", request.client, reason)
+            return Response.message(401, reason)
+        job_id = _job_id(request.body)
         log.info("Studio says job %s is finished; looking at it now", job_id)
-        self._answer(request, 200, "ok")
         self.on_job(job_id)
-
-    @staticmethod
-    def _answer(request: BaseHTTPRequestHandler, status: int, message: str) -> None:
-        data = json.dumps({"message": message}).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
+        return Response.message(200, "ok")
 
 
 def _job_id(body: bytes) -> int | None:

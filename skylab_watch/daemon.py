@@ -88,7 +88,8 @@ class Daemon:
         cb = self.ctx.config.callback
         if cb is None:
             return
-        self.callbacks = CallbackReceiver(cb.host, cb.port, cb.secret, on_job=self._on_callback)
+        self.callbacks = CallbackReceiver(cb.host, cb.port, cb.secret, on_job=self._on_callback, path=cb.path,
+                                          first_sight=self.ctx.ledger.first_sight_of_callback)
         self.callbacks.start()
 
     def _on_callback(self, studio_job_id: int | None) -> None:

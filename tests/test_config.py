@@ -490,13 +490,13 @@ def test_a_wrongly_typed_api_key_is_not_echoed(base: Path) -> None:
 
 
 def test_secrets_never_appear_in_repr_or_str(base: Path) -> None:
-    key_file(base, "secret.txt", "cb-secret-xyz\n")
+    key_file(base, "secret.txt", "cb-secret-xyz-0123456789\n")
     data = config_data()
     data["callback"] = {"public_url": "https://watch.example.com/cb", "secret_file": "secret.txt"}
     config = load_config(write(base, data), env={})
-    assert config.studio.api_key == KEY and config.callback.secret == "cb-secret-xyz"
+    assert config.studio.api_key == KEY and config.callback.secret == "cb-secret-xyz-0123456789"
     for text in (repr(config), str(config), repr(config.studio), repr(config.callback)):
-        assert KEY not in text and "cb-secret-xyz" not in text
+        assert KEY not in text and "cb-secret-xyz-0123456789" not in text
 
 
 # --- ledger and callback -------------------------------------------------------------
@@ -521,15 +521,34 @@ def test_an_explicit_ledger_wins_over_state_directory(base: Path) -> None:
 
 def test_callback_parses_listen_address_and_inline_secret(base: Path) -> None:
     data = config_data()
-    data["callback"] = {"listen": "0.0.0.0:9000", "public_url": "https://w.example.com/cb/", "secret": "s3"}
+    data["callback"] = {"listen": "0.0.0.0:9000", "public_url": "https://w.example.com/cb/",
+                        "secret": "s3-long-enough-secret"}
     callback = load_config(write(base, data), env={}).callback
-    assert (callback.host, callback.port, callback.public_url, callback.secret) == (
-        "0.0.0.0", 9000, "https://w.example.com/cb", "s3")
+    assert (callback.host, callback.port, callback.public_url, callback.secret, callback.path) == (
+        "0.0.0.0", 9000, "https://w.example.com/cb", "s3-long-enough-secret", "/cb")
+
+
+def test_a_callback_secret_shorter_than_16_bytes_is_refused_without_echoing_it(base: Path) -> None:
+    data = config_data()
+    data["callback"] = {"public_url": "https://w.example.com/cb", "secret": "fifteen-bytes!!"}
+    problems = problems_of(base, data)
+    assert len(problems) == 1 and problems[0].startswith("At 'callback.secret': the secret is 15 byte(s) long; "
+                                                         "it must be at least 16 bytes")
+    assert "fifteen-bytes" not in problems[0] and "openssl rand" in problems[0]
+
+
+def test_a_short_callback_secret_in_its_file_is_refused_and_16_bytes_pass(base: Path) -> None:
+    key_file(base, "short.txt", "x\n")
+    data = config_data()
+    data["callback"] = {"public_url": "https://w.example.com/cb", "secret_file": "short.txt"}
+    assert [p.split(":")[0] for p in problems_of(base, data)] == ["At 'callback.secret_file'"]
+    (base / "short.txt").write_text("é" * 8 + "\n", encoding="utf-8")  # 8 characters, 16 bytes in UTF-8
+    assert load_config(write(base, data), env={}).callback.secret == "é" * 8
 
 
 def test_callback_defaults_listen_to_localhost(base: Path) -> None:
     data = config_data()
-    data["callback"] = {"public_url": "https://w.example.com/cb", "secret": "s3"}
+    data["callback"] = {"public_url": "https://w.example.com/cb", "secret": "s3-long-enough-secret"}
     callback = load_config(write(base, data), env={}).callback
     assert (callback.host, callback.port) == ("127.0.0.1", 8790)
 
@@ -670,12 +689,12 @@ def clean_env(monkeypatch) -> None:
 
 def test_check_config_prints_a_summary_and_exits_0(base: Path, capsys, clean_env) -> None:
     data = config_data()
-    data["callback"] = {"public_url": "https://w.example.com/cb", "secret": "cb-secret-xyz"}
+    data["callback"] = {"public_url": "https://w.example.com/cb", "secret": "cb-secret-xyz-0123456789"}
     assert main(["check-config", "--config", str(write(base, data))]) == 0
     out, err = capsys.readouterr()
     assert f"watch packshots: {base / 'in'} → {base / 'out'} (profile 123, native observer" in out
     assert out.rstrip().endswith("configuration OK") and err == ""
-    assert KEY not in out and "cb-secret-xyz" not in out
+    assert KEY not in out and "cb-secret-xyz-0123456789" not in out
 
 
 def test_check_config_prints_every_problem_and_exits_1(base: Path, capsys, clean_env, monkeypatch) -> None:

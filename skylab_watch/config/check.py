@@ -172,6 +172,17 @@ class SchemaChecker:
             return self.fail(path, f"{file} is empty; put the {what} in it")
         return text
 
+    def long_enough_secret(self, secret: Any, path: str, minimum: int) -> Any:
+        """Return `secret` if it has at least `minimum` bytes, else record the problem (never echoing it)."""
+        if not isinstance(secret, str):
+            return secret  # absent, or already INVALID with its own problem
+        size = len(secret.encode("utf-8"))
+        if size < minimum:
+            return self.fail(path, f"the secret is {size} byte(s) long; it must be at least {minimum} bytes "
+                                   "so that it cannot be guessed",
+                             fix="generate one with `openssl rand -hex 32` and set the same secret at Studio")
+        return secret
+
 
 def insecure_api_url(studio: Any) -> Problem | None:
     """Given the checked `studio` section, return the problem with a plain-http api_url on another machine.

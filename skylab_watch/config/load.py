@@ -20,7 +20,7 @@ import yaml
 
 from skylab_watch.config.check import INVALID, SchemaChecker, insecure_api_url
 from skylab_watch.config.folders import folder_problems
-from skylab_watch.config.schema import SCHEMA, Config, Option
+from skylab_watch.config.schema import MIN_CALLBACK_SECRET_BYTES, SCHEMA, Config, Option
 from skylab_watch.errors import ConfigError, Problem
 
 NO_API_KEY = "no API key: set studio.api_key, studio.api_key_file or the SKYLAB_API_KEY environment variable"
@@ -164,8 +164,9 @@ def find_callback_secret(callback: Any, checker: SchemaChecker) -> Any:
     if callback["secret"] is INVALID or callback["secret_file"] is INVALID:
         return INVALID
     if callback["secret"]:
-        return callback["secret"]
+        return checker.long_enough_secret(callback["secret"], "callback.secret", MIN_CALLBACK_SECRET_BYTES)
     if callback["secret_file"]:
-        return checker.read_secret(callback["secret_file"], "callback.secret_file", "shared secret")
+        secret = checker.read_secret(callback["secret_file"], "callback.secret_file", "shared secret")
+        return checker.long_enough_secret(secret, "callback.secret_file", MIN_CALLBACK_SECRET_BYTES)
     return checker.fail("callback.secret_file", "is required when callback is set: a file holding the "
                                                 "secret Studio signs callbacks with (or set callback.secret)")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class _Required:
@@ -255,6 +256,10 @@ class GiveUpConfig:
                  "before it is failed with the last reason.", 24)
 
 
+MIN_CALLBACK_SECRET_BYTES = 16
+"""A shorter callback secret could be guessed: anyone who knows it can wake the daemon at will."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class CallbackConfig:
     """Let Studio call this daemon when a job is done, instead of waiting for a poll.
@@ -263,11 +268,13 @@ class CallbackConfig:
     """
 
     listen: tuple[str, int] = key("listen", "Address and port the callback server listens on.", "127.0.0.1:8790")
-    public_url: str = key("url", "URL at which Studio reaches the callback server.",
+    public_url: str = key("url", "URL at which Studio reaches the callback server; only its path is served "
+                                 "(a proxy in front must pass the path unchanged).",
                           example="https://watch.example.com/skylab-callback")
-    secret: str = key("secret", "Shared secret inline; secret_file is preferred.", None,
+    secret: str = key("secret", "Shared secret inline, at least 16 bytes; secret_file is preferred.", None,
                       example="a-long-random-string", secret=True)
-    secret_file: Path | None = key("path", "File holding the shared secret Studio signs callbacks with.", None,
+    secret_file: Path | None = key("path", "File holding the shared secret Studio signs callbacks with "
+                                           "(at least 16 bytes).", None,
                                    example="/etc/skylab-watch/callback_secret", show=True)
 
     @property
@@ -279,6 +286,11 @@ class CallbackConfig:
     def port(self) -> int:
         """The port the callback server binds."""
         return self.listen[1]
+
+    @property
+    def path(self) -> str:
+        """The one path the callback server answers: that of `public_url` ("/" if it has none)."""
+        return urlsplit(self.public_url).path or "/"
 
 
 @dataclass(frozen=True, kw_only=True)
