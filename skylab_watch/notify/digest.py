@@ -12,7 +12,7 @@ import time
 from skylab_watch.ledger import Ledger, Photo
 
 EVENT = "failed"
-SETTLE_SECONDS = 2.0
+SETTLE_SECONDS = 0.5
 """Failures younger than this wait for the next digest: a write still committing is not skipped."""
 MAX_LINES = 200
 

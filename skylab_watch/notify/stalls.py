@@ -29,11 +29,12 @@ def stall_threshold(durations: list[float], factor: float, floor: float) -> tupl
 class StallWatch:
     """Looks at the jobs at Studio every `check_seconds` and names those past the threshold."""
 
-    def __init__(self, ledger: Ledger, factor: float, floor: float, check_seconds: float = CHECK_SECONDS) -> None:
+    def __init__(self, ledger: Ledger, factor: float, floor: float) -> None:
         self.ledger = ledger
         self.factor = factor
         self.floor = floor
-        self.check_seconds = check_seconds
+        # Often enough to tell a stall within a fraction of the floor, never more than a query per CHECK_SECONDS.
+        self.check_seconds = min(CHECK_SECONDS, floor / 4)
         self._next = 0.0
         self._told: set[int] = set()
 
