@@ -46,7 +46,8 @@ class HealthPings:
 
     def ping_in_background(self, suffix: str = "", body: str = "") -> None:
         """Send one ping on its own thread (never on the work loop)."""
-        threading.Thread(target=self.ping, args=(suffix, body), name="health-ping", daemon=True).start()
+        self._thread = threading.Thread(target=self.ping, args=(suffix, body), name="health-ping", daemon=True)
+        self._thread.start()
 
     def start_periodic(self) -> None:
         """Service mode: ping now and every `interval` seconds, /fail while the daemon is unhealthy."""
@@ -54,6 +55,7 @@ class HealthPings:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the periodic pings (or wait for the /start ping), so that a last ping comes after them."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(TIMEOUT[0] + TIMEOUT[1] + 1)
