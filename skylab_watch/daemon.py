@@ -125,7 +125,7 @@ class Daemon:
                         "the ledger records them as in progress and the next start redoes them",
                         len(uploads), len(deliveries), grace_seconds,
                         ", ".join(self._describe(i) for i in [*uploads, *deliveries][:10]))
-        self.notifications.close(self.result, self._end_summary())
+        self._guard(lambda: self.notifications.close(self.result, self._end_summary()))
 
     def _end_summary(self) -> str:
         """Say in a line how the run ended (the body of the last health ping of `run --once`)."""

@@ -31,7 +31,7 @@ class AppriseTransport:
         server = self._servers[index]
         if server is None:
             return "apprise does not understand this URL"
-        with self._apprise.LogCapture(level=logging.WARNING) as captured:
+        with self._apprise.LogCapture(level=logging.WARNING, fmt="%(message)s") as captured:
             try:
                 ok = server.notify(title=title, body=body)
             except Exception as exc:  # noqa: BLE001 - a plugin's bug must not end the sender thread
