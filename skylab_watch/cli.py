@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("skylab_watch.commands.run", "watch the configured folders and process photos"),
     "status": ("skylab_watch.commands.status", "show what the ledger knows: counts, open jobs, failures"),
     "retry": ("skylab_watch.commands.retry", "send failed photos again in a new job"),
+    "pause": ("skylab_watch.commands.pause", "stop sending a watch's photos to Studio until resume"),
+    "resume": ("skylab_watch.commands.resume", "take a paused watch's photos in again"),
     "check-config": ("skylab_watch.commands.check_config", "validate a configuration file and exit"),
     "doctor": ("skylab_watch.commands.doctor", "check the API, profiles, folders, ledger and disk"),
     "emulator": ("skylab_watch.emulator.cli", "run the local Studio emulator"),

@@ -21,12 +21,14 @@ from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
 from skylab_watch.ledger import JobState, Ledger, PhotoState
 from skylab_watch.ledger.states import REPORT_CATEGORIES, REPORT_CATEGORY
+from skylab_watch.notify import Notifications
 from skylab_watch.pipeline import batcher, completion, jobs, uploader
 from skylab_watch.pipeline.context import Context, CreditGate
 from skylab_watch.pipeline.discovery import WatchDiscovery
 from skylab_watch.pipeline.failures import apply_daemon_wide, job_step_failed
 from skylab_watch.pipeline.inspections import Inspections
 from skylab_watch.pipeline.outcomes import STOP_THE_PASS, classify
+from skylab_watch.pipeline.pauses import HandPauses
 from skylab_watch.studio import StudioClient, StudioError
 from skylab_watch.unfinished import Unfinished, count_unfinished
 from skylab_watch.workers import WorkerPool
@@ -65,6 +67,9 @@ class Daemon:
         self._reload_requested = threading.Event()
         self.stall_seconds = 60.0
         self.on_loop: Callable[[Daemon], None] | None = None
+        self._pauses = HandPauses(ledger)
+        self.notifications = Notifications(config.notify, ledger, once, self.health_problem)
+        self.result: int | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -75,6 +80,7 @@ class Daemon:
         """
         found = sum(self._add_watch(watch) for watch in self.ctx.config.watches)
         self._start_callbacks()
+        self.notifications.start()
         log.info("skylab-watch is watching %d folder(s); ledger %s; %d new file(s) found at start",
                  len(self.discoveries), self.ctx.ledger.path, found)
         return found
@@ -123,6 +129,13 @@ class Daemon:
                         "the ledger records them as in progress and the next start redoes them",
                         len(uploads), len(deliveries), grace_seconds,
                         ", ".join(self._describe(i) for i in [*uploads, *deliveries][:10]))
+        self._guard(lambda: self.notifications.close(self.result, self._end_summary()))
+
+    def _end_summary(self) -> str:
+        """Say in a line how the run ended (the body of the last health ping of `run --once`)."""
+        failed = [p for p in self.ctx.ledger.photos_in_state(PhotoState.FAILED) if p.updated_at >= self.started_at]
+        left = self.unfinished()
+        return f"{len(failed)} photo(s) failed" + (f"; unfinished: {left.describe()}" if left else "")
 
     def run(self, timeout: float | None = None) -> int:
         """Loop until stopped (or, with once, until everything found is finished); return the exit code.
@@ -130,6 +143,10 @@ class Daemon:
         timeout (with once): give up after this many seconds, naming what is
         unfinished, and return 1.
         """
+        self.result = self._loop(timeout)
+        return self.result
+
+    def _loop(self, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout
         next_report = time.monotonic() + WAIT_REPORT_SECONDS
         while not self.stopping.is_set():
@@ -178,9 +195,12 @@ class Daemon:
         if self._reload_requested.is_set():
             self._reload_requested.clear()
             self._guard(self.reload)
+        self.ctx.held_watches = self._pauses.refresh()
         self._discover()
         self.ctx.paused_watches = {d.name for d in self.discoveries.values() if d.paused_reason}
         for disc in self.discoveries.values():
+            if disc.name in self.ctx.held_watches:
+                continue
             self._guard(functools.partial(batcher.batch_ready_photos, self.ctx, disc.config))
             self._guard(functools.partial(self._close_due_jobs, disc))
         self._guard(self._reap_uploads)
@@ -189,6 +209,7 @@ class Daemon:
             self._guard(self._submit_uploads)
             self._guard(self._queue_jobs)
             self._guard(lambda: self._deliveries.step(self.wakeup))
+        self._guard(self.notifications.on_pass)
         self.heartbeat = time.monotonic()
         if self.on_loop:
             self.on_loop(self)
@@ -209,6 +230,8 @@ class Daemon:
         disc.check_root()
         disc.keep_observer_alive()
         disc.rescan_if_due()
+        if disc.name in self.ctx.held_watches:
+            return  # files keep settling in memory; they are taken in once the watch is resumed
         for stat in disc.settled():
             self.inspections.submit(disc.config, stat)  # checked on the inspection pool, never on this thread
 
@@ -236,7 +259,7 @@ class Daemon:
     def _each_job(self, candidates: list, step: Callable, doing: str) -> None:
         """Run a job step on every due job of a watch still configured; report failures through the table."""
         for job in candidates:
-            if not self.ctx.has_watch(job.watch) or not self.ctx.deferrals.due(("job", job.id)):
+            if not self._may_work_on(job.watch, files=False) or not self.ctx.deferrals.due(("job", job.id)):
                 continue
             try:
                 step(self.ctx, job)
@@ -257,9 +280,11 @@ class Daemon:
                     and self.ctx.deferrals.due(("photo", photo.id)):
                 self._uploads.submit(photo.id, uploader.upload_photo, self.ctx, photo)
 
-    def _may_work_on(self, watch: str) -> bool:
-        """Return True for a watch still configured and not paused (its files may be read)."""
-        return self.ctx.has_watch(watch) and watch not in self.ctx.paused_watches
+    def _may_work_on(self, watch: str, files: bool = True) -> bool:
+        """Return True for a watch still configured, not paused by hand, and (files) whose input may be read."""
+        if files and watch in self.ctx.paused_watches:
+            return False
+        return self.ctx.has_watch(watch) and watch not in self.ctx.held_watches
 
     def _reap_uploads(self) -> None:
         for photo_id, outcome in self._uploads.reap():
@@ -329,7 +354,7 @@ class Daemon:
 
     def _warn_restart_only(self, new: Config) -> None:
         """Some settings are fixed at start; say so rather than silently ignoring them."""
-        for key in ("upload_concurrency", "download_concurrency", "callback", "studio", "ledger"):
+        for key in ("upload_concurrency", "download_concurrency", "callback", "studio", "ledger", "notify"):
             if getattr(new, key) != getattr(self._started_config, key):
                 log.warning("the new %s takes effect only after a restart", key.replace("_", " "))
 
@@ -373,7 +398,7 @@ class Daemon:
         """
         if any(not d.scanned and d.paused_reason is None for d in self.discoveries.values()):
             return False
-        if any(d.pending() for d in self.discoveries.values()) or not self.events.empty() \
+        if any(d.pending() for d in self._active()) or not self.events.empty() \
                 or self.inspections.busy():
             return False
         if self._uploads.busy() or self._deliveries.busy():
@@ -383,8 +408,12 @@ class Daemon:
     def unfinished(self) -> Unfinished:
         """Return what is still to do for the configured watches (ledger, files settling, transfers)."""
         unscanned = [d.name for d in self.discoveries.values() if not d.scanned and d.paused_reason is None]
-        settling = sum(d.pending() for d in self.discoveries.values()) + self.events.qsize() \
+        settling = sum(d.pending() for d in self._active()) + self.events.qsize() \
             + self.inspections.pending()
         transfers = len(self._uploads) + self._deliveries.in_flight()
-        return count_unfinished(self.ctx.ledger, [w.name for w in self.ctx.config.watches],
+        return count_unfinished(self.ctx.ledger, [d.name for d in self._active()],
                                 settling=settling, transfers=transfers, unscanned=unscanned)
+
+    def _active(self) -> list[WatchDiscovery]:
+        """The watches `run --once` waits on: every configured one except those paused by hand."""
+        return [d for d in self.discoveries.values() if d.name not in self.ctx.held_watches]

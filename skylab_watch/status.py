@@ -27,7 +27,7 @@ def _category(photo_state: str, studio_status: str | None) -> str | None:
 
 def build_report(ledger: Ledger, watches: list[str] | None = None) -> dict[str, Any]:
     """Given a ledger, return the status report as plain data (what `--json` prints)."""
-    report: dict[str, Any] = {"watches": {}, "jobs": [], "problems": [], "notices": []}
+    report: dict[str, Any] = {"watches": {}, "jobs": [], "problems": [], "notices": [], "paused": []}
     for name in watches or []:
         report["watches"][name] = dict.fromkeys(CATEGORIES, 0)
     for row in ledger.count_photos_by_state():
@@ -42,6 +42,8 @@ def build_report(ledger: Ledger, watches: list[str] | None = None) -> dict[str, 
         for p in ledger.photos_in_state(PhotoState.REJECTED, PhotoState.FAILED, PhotoState.DUPLICATE)]
     report["notices"] = [{"key": key, "message": msg, "since": _iso(since)}
                          for key, (msg, since) in sorted(ledger.notices().items())]
+    report["paused"] = [{"watch": watch, "reason": reason, "since": _iso(since)}
+                        for watch, (reason, since) in sorted(ledger.paused_by_hand().items())]
     return report
 
 
@@ -66,6 +68,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines = []
     for notice in report["notices"]:
         lines.append(f"! {printable(notice['message'])} (since {notice['since']})")
+    for paused in report["paused"]:
+        lines.append(f"! {printable(paused['watch'])}: paused by hand since {paused['since']}: "
+                     f"{printable(paused['reason'])} (skylab-watch resume {printable(paused['watch'])})")
     for watch, counts in sorted(report["watches"].items()):
         parts = ", ".join(f"{counts[c]} {c}" for c in CATEGORIES)
         lines.append(f"{printable(watch)}: {parts}")

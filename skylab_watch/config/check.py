@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from skylab_watch.config.schema import REQUIRED, Option
+from skylab_watch.config.schema import ALERT_EVENTS, REQUIRED, NotifyTarget, Option
 from skylab_watch.errors import Problem
 from skylab_watch.studio.transport import host_is_local
 
@@ -158,6 +158,44 @@ class SchemaChecker:
         if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
             return self.fail(path, f"must be HOST:PORT such as 127.0.0.1:8790, got {_describe(value)}")
         return host.strip("[]"), int(port)
+
+    def check_targets(self, value: object, option: Option, path: str) -> Any:
+        """Apprise URLs, each a string or {url, events}. URLs often hold tokens: never echoed."""
+        if not isinstance(value, list) or not value:
+            return self.fail(path, f"must be a list of apprise URLs such as [\"json://host/path\"], "
+                                   f"got {_describe(value, reveal=False)}")
+        targets = [self._target(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        return INVALID if INVALID in targets else tuple(targets)
+
+    def _target(self, item: object, path: str) -> Any:
+        url, events = (item, None) if isinstance(item, str) else (None, None)
+        if isinstance(item, dict):
+            for key in item:
+                if key not in ("url", "events"):
+                    self.fail(_join(path, str(key)), _unknown_key(str(key), ["url", "events"]))
+            url = item.get("url")
+            if "events" in item:
+                events = self._event_list(item["events"], _join(path, "events"))
+            path = _join(path, "url")
+        if not isinstance(url, str) or not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$", url.strip()):
+            return self.fail(path, "must be an apprise URL such as json://host/path or mailto://user:pass@host "
+                                   f"(got {_describe(url, reveal=False)})")
+        return INVALID if events is INVALID else NotifyTarget(url=url.strip(), events=events)
+
+    def check_events(self, value: object, option: Option, path: str) -> Any:
+        return self._event_list(value, path)
+
+    def _event_list(self, value: object, path: str) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not value:
+            return self.fail(path, f"must be a list of events ({', '.join(ALERT_EVENTS)}), got {_describe(value)}")
+        for name in value:
+            if name not in ALERT_EVENTS:
+                close = difflib.get_close_matches(str(name), ALERT_EVENTS, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                return self.fail(path, f"{name!r} is not an event; the events are {', '.join(ALERT_EVENTS)}{hint}")
+        return tuple(dict.fromkeys(value))
 
     def read_secret(self, file: Path, path: str, what: str) -> Any:
         """Return the stripped content of a key or secret file, or record why it cannot be used."""

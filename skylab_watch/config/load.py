@@ -109,6 +109,7 @@ def parse_config(
         api_key, secret = "", ""
     checker.problems += folder_problems(values["watches"], check_paths)
     checker.problems += [p for p in [insecure_api_url(values["studio"])] if p is not None]
+    checker.problems += notifier_problems(values["notify"])
     if checker.problems:
         raise ConfigError(checker.problems, source)
     config = build(Config, SCHEMA, values)
@@ -170,3 +171,20 @@ def find_callback_secret(callback: Any, checker: SchemaChecker) -> Any:
         return checker.long_enough_secret(secret, "callback.secret_file", MIN_CALLBACK_SECRET_BYTES)
     return checker.fail("callback.secret_file", "is required when callback is set: a file holding the "
                                                 "secret Studio signs callbacks with (or set callback.secret)")
+
+
+# --- notifiers ----------------------------------------------------------------
+
+def notifier_problems(notify: Any) -> list[Problem]:
+    """Given the checked notify section, return why its URLs cannot be used: apprise missing, or a URL
+    apprise does not understand. apprise is imported only here and only when URLs are configured."""
+    if not notify or notify is INVALID or not notify["urls"] or notify["urls"] is INVALID:
+        return []
+    try:
+        import apprise
+    except ImportError:
+        return [Problem("notify.urls", "needs apprise, which is not installed",
+                        "pip install 'skylab-watch[notify]' (or remove notify.urls)")]
+    return [Problem(f"notify.urls[{i}]", "apprise does not understand this URL (the URL is not shown: it may "
+                                          "hold a token)", "see https://github.com/caronc/apprise/wiki for the formats")
+            for i, target in enumerate(notify["urls"]) if apprise.Apprise.instantiate(target.url) is None]

@@ -32,7 +32,7 @@ REQUIRED: Any = _Required()
 # The kinds of value; check.SchemaChecker has one check_<kind> method for each.
 KINDS = (
     "str", "secret", "url", "slug", "int", "seconds", "hours", "bool", "path",
-    "choice", "patterns", "profile", "listen", "section", "list",
+    "choice", "patterns", "profile", "listen", "section", "list", "targets", "events",
 )
 
 _SPEC = "skylab_watch.config"  # the metadata key of a field's KeySpec
@@ -293,6 +293,49 @@ class CallbackConfig:
         return urlsplit(self.public_url).path or "/"
 
 
+ALERT_EVENTS: tuple[str, ...] = ("failed", "credits", "paused", "stalled", "unclean_stop", "disk_full")
+"""What an alert can be about: photos failed (a digest), out of credits and back, a watch paused and back,
+deliveries stalled, the daemon started after an unclean stop, the output disk full and writable again."""
+
+
+@dataclass(frozen=True)
+class NotifyTarget:
+    """One notifier: an apprise URL and the events it takes (None: notify.events). The URL often holds a
+    token, so it is left out of the repr and never logged."""
+
+    url: str = field(repr=False)
+    events: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotifyConfig:
+    """Alerts through apprise (pip install 'skylab-watch[notify]') and health pings (healthchecks.io).
+
+    Events: failed, credits, paused, stalled, unclean_stop, disk_full.
+    """
+
+    urls: tuple[NotifyTarget, ...] | None = key(
+        "targets", "Apprise URLs alerts go to; an entry {url: URL, events: [...]} takes only those events.", None,
+        example=["mailto://user:password@example.com", "ntfy://ntfy.sh/my-studio-alerts"])
+    events: tuple[str, ...] = key("events", "The events sent to every URL that does not list its own.",
+                                  ALERT_EVENTS, choices=ALERT_EVENTS)
+    digest_seconds: float = key("seconds", "Failed photos are gathered into one message per this long.", 300)
+    stall_factor: int = key("int", "A job at Studio is stalled after this many times the median of recent jobs.",
+                            3, minimum=1)
+    stall_floor_seconds: float = key("seconds", "...and never before it has been at Studio this long.", 1800)
+    retry_seconds: float = key("seconds", "An alert a notifier did not take is tried again after this long, "
+                                          "doubling up to an hour.", 30)
+    ping_url: str | None = key("url", "healthchecks.io-style URL: pinged while healthy, /fail when not; "
+                                      "with run --once, /start, then success or /fail.", None,
+                               example="https://hc-ping.com/your-check-uuid")
+    ping_seconds: float = key("seconds", "How often the health ping is sent in service mode.", 60)
+
+    @property
+    def targets(self) -> tuple[NotifyTarget, ...]:
+        """The notifiers, none if notify.urls is absent."""
+        return self.urls or ()
+
+
 @dataclass(frozen=True, kw_only=True)
 class LoggingConfig:
     """What is logged and how."""
@@ -317,6 +360,7 @@ class Config:
     credits: CreditsConfig = section(CreditsConfig)
     retry: GiveUpConfig = section(GiveUpConfig)
     callback: CallbackConfig | None = section(CallbackConfig, optional=True)
+    notify: NotifyConfig | None = section(NotifyConfig, optional=True)
     logging: LoggingConfig = section(LoggingConfig)
     source: Path | None = None
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from skylab_watch.ledger.db import Database
-from skylab_watch.ledger.records import Job, Output, Photo, StateCount, from_row
+from skylab_watch.ledger.records import Alert, Job, Output, Photo, StateCount, from_row
 from skylab_watch.ledger.schema import MIGRATIONS
 from skylab_watch.ledger.states import SENT_STATES, PhotoState, check_job_move, check_photo_move
 
@@ -261,6 +261,66 @@ class Ledger:
             cur = conn.execute("INSERT OR IGNORE INTO callback_replays (signature, seen_at) VALUES (?, ?)",
                                (signature, now))
             return cur.rowcount == 1
+
+    # ------------------------------------------------------------------ alerts and pauses (issue 12: notify)
+
+    def add_alert(self, event: str, title: str, body: str, now: float) -> int:
+        """Put an alert in the outbox, due at once; return its id. One INSERT: cheap on the work loop."""
+        cur = self.db.execute("INSERT INTO alerts (event, title, body, created_at, next_try_at) "
+                              "VALUES (?, ?, ?, ?, ?)", (event, title, body, now, now))
+        return int(cur.lastrowid or 0)
+
+    def alerts_due(self, now: float, limit: int = 20) -> list[Alert]:
+        """Return unsent alerts whose next try is due, oldest first."""
+        return [from_row(Alert, r) for r in self.db.query(
+            "SELECT * FROM alerts WHERE sent_at IS NULL AND next_try_at <= ? ORDER BY id LIMIT ?", (now, limit))]
+
+    def alerts(self, since: float = 0.0) -> list[Alert]:
+        """Return every alert created since `since`, sent or not, oldest first."""
+        return [from_row(Alert, r) for r in self.db.query(
+            "SELECT * FROM alerts WHERE created_at >= ? ORDER BY id", (since,))]
+
+    def alert_sent(self, alert_id: int, now: float) -> None:
+        """Record that every notifier that wants the alert took it."""
+        self.db.execute("UPDATE alerts SET sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                        (now, alert_id))
+
+    def alert_failed(self, alert_id: int, error: str, next_try_at: float) -> None:
+        """Record a failed delivery attempt and when to try again."""
+        self.db.execute("UPDATE alerts SET attempts = attempts + 1, last_error = ?, next_try_at = ? WHERE id = ?",
+                        (error, next_try_at, alert_id))
+
+    def last_alert_at(self, event: str) -> float | None:
+        """Return when the newest alert of `event` was created, or None if there never was one."""
+        row = self.db.query_one("SELECT MAX(created_at) FROM alerts WHERE event = ?", (event,))
+        return None if row is None else row[0]
+
+    def failed_since(self, since: float, until: float) -> list[Photo]:
+        """Return photos that are failed and were last changed in (since, until], oldest first."""
+        return [from_row(Photo, r) for r in self.db.query(
+            "SELECT * FROM photos WHERE state = ? AND updated_at > ? AND updated_at <= ? ORDER BY updated_at, id",
+            (PhotoState.FAILED, since, until))]
+
+    def finished_job_durations(self, limit: int) -> list[float]:
+        """Return how long (queued to finished, seconds) each of the newest `limit` delivered jobs took at Studio."""
+        rows = self.db.query("SELECT finished_at - queued_at FROM jobs WHERE state = 'delivered' AND "
+                             "queued_at IS NOT NULL AND finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?",
+                             (limit,))
+        return [float(r[0]) for r in rows]
+
+    def pause_watch(self, watch: str, reason: str, now: float) -> bool:
+        """Pause a watch by hand; return False if it already was (its reason and since are kept)."""
+        cur = self.db.execute("INSERT OR IGNORE INTO paused_watches (watch, reason, since) VALUES (?, ?, ?)",
+                              (watch, reason, now))
+        return cur.rowcount == 1
+
+    def resume_watch(self, watch: str) -> bool:
+        """Lift a pause made by hand; return False if the watch was not paused."""
+        return self.db.execute("DELETE FROM paused_watches WHERE watch = ?", (watch,)).rowcount == 1
+
+    def paused_by_hand(self) -> dict[str, tuple[str, float]]:
+        """Return {watch: (reason, since)} of every watch paused with `skylab-watch pause`."""
+        return {r["watch"]: (r["reason"], r["since"]) for r in self.db.query("SELECT * FROM paused_watches")}
 
     # ------------------------------------------------------------------ reports
 

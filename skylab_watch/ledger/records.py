@@ -102,3 +102,18 @@ def from_row(cls, row: sqlite3.Row | None):
     if row is None:
         return None
     return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One message in the alert outbox: written by the work loop, delivered later by the sender thread."""
+
+    id: int
+    event: str
+    title: str
+    body: str
+    created_at: float
+    attempts: int
+    next_try_at: float
+    last_error: str | None
+    sent_at: float | None

@@ -97,6 +97,8 @@ class Context:
     health: StudioHealth = field(default_factory=StudioHealth)
     # Watches whose input folder is gone (a share unmounted): nothing of theirs is read or finished.
     paused_watches: set[str] = field(default_factory=set)
+    # Watches paused by hand (skylab-watch pause): nothing new of theirs goes towards Studio.
+    held_watches: set[str] = field(default_factory=set)
 
     def watch(self, name: str) -> WatchConfig:
         """Return the configuration of a watch by name."""
