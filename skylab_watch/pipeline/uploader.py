@@ -24,7 +24,7 @@ from skylab_watch.pipeline.outcomes import FileChanged, FileVanished, Outcome, w
 from skylab_watch.studio import BadDigestError
 from skylab_watch.studio.upload import delete_quietly, send_photo_bytes
 from skylab_watch.watch.plain_files import NotPlainFile, open_plain_file, read_at_most
-from skylab_watch.watch.validate import MAX_BYTES
+from skylab_watch.watch.validate import MAX_BYTES, make_resized_copy
 
 log = logging.getLogger("skylab_watch")
 
@@ -107,7 +107,7 @@ def _read_bytes(ctx: Context, photo: Photo) -> bytes:
         data = _read_validated(original, photo)
         if hashlib.md5(data).hexdigest() != photo.md5:
             raise FileChanged(str(original))
-        return _read_copy(Path(photo.upload_path)) if photo.upload_path else data
+        return _copy_or_remake(original, Path(photo.upload_path)) if photo.upload_path else data
     except NotPlainFile as exc:
         raise FileChanged(f"{exc.filename}: {exc.strerror}") from exc
     except OSError as exc:
@@ -131,6 +131,22 @@ def _read_validated(path: Path, photo: Photo) -> bytes:
     if len(data) != photo.size:
         raise FileChanged(f"{path}: {len(data)} bytes where {photo.size} were validated")
     return data
+
+
+def _copy_or_remake(original: Path, copy: Path) -> bytes:
+    """Return the resized copy to send; a copy gone or spoiled in staging is made again from the original.
+
+    The original was just checked to be the validated file, so the copy can be rebuilt from it; giving
+    up here would lose the photo, since intake sees an unchanged original and never looks at it again.
+    """
+    try:
+        return _read_copy(copy)
+    except (OSError, FileChanged) as exc:
+        log.warning("the resized copy %s cannot be used (%s); making it again from %s",
+                    copy, exc, original)
+    if not make_resized_copy(original, copy).ok:
+        raise FileChanged(f"{original}: a resized copy could not be made again")
+    return _read_copy(copy)
 
 
 def _read_copy(path: Path) -> bytes:

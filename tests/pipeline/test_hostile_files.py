@@ -166,6 +166,17 @@ def test_a_photo_recorded_before_device_and_inode_were_kept_is_checked_on_what_i
     assert _upload_within(stage, photo) == "superseded"
 
 
+def test_a_resized_copy_lost_from_staging_is_made_again_from_the_original_and_sent(stage, plain_emulator):
+    photo = _validated(stage, "pano.jpg")
+    copy = stage.tmp / "staging" / "lost-copy.jpg"  # recorded, but never written (staging wiped meanwhile)
+    stage.ctx.ledger.update_photo(photo.id, upload_path=str(copy))
+    stage.created_job()
+    assert _upload_within(stage, stage.photo(photo)) == "uploaded"
+    assert copy.is_file(), "the copy was made again"
+    [sent] = [p for p in studio_photos(plain_emulator) if p["name"] == stage.photo(photo).studio_name]
+    assert sent["size"] == copy.stat().st_size
+
+
 # ---------------------------------------------------------------- visible problems
 
 def _discovery(stage: Stage) -> WatchDiscovery:
