@@ -18,6 +18,8 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from skylab_watch.errors import Problem
+
 
 class _Required:
     """Marker default of an option the user must set."""
@@ -301,6 +303,8 @@ class Config:
     callback: CallbackConfig | None = section(CallbackConfig, optional=True)
     logging: LoggingConfig = section(LoggingConfig)
     source: Path | None = None
+    # What loading found worth a warning but not a refusal (a secret that others can read).
+    warnings: tuple[Problem, ...] = ()
 
     # Short names the rest of the program reads; each is the one key it names.
     @property
