@@ -29,9 +29,9 @@ printed on its own (`key=ab`, `"ab"`) is exactly the leak to stop.
 
 # A query string: "?" then name=value pairs up to whitespace, a fragment,
 # a quote, angle brackets or a backslash (the ends of a URL inside JSON,
-# HTML or a Python repr). The look-ahead demands a name then "=", so a
-# question mark in prose ("done? yes") is left alone.
-_QUERY_STRING = re.compile(r"\?(?=[^\s=&?#\"'<>\\]+=)([^\s#\"'<>\\]+)")
+# HTML or a Python repr). The look-ahead demands an "=" before that end, so
+# a question mark in prose ("done? yes") is left alone.
+_QUERY_STRING = re.compile(r"\?(?=[^\s#\"'<>\\]*=)([^\s#\"'<>\\]+)")
 _PAIR = re.compile(r"(^|&)([^=&]*)=([^&]*)")
 
 
