@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 test: $(STAMP)
 	$(BIN)/ruff check skylab_watch tests
 	$(BIN)/mypy skylab_watch
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 4
 
 demo: $(STAMP)
 	$(BIN)/skylab-watch demo

@@ -21,10 +21,11 @@ from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
 from skylab_watch.ledger import JobState, Ledger, PhotoState
 from skylab_watch.ledger.states import REPORT_CATEGORIES, REPORT_CATEGORY
-from skylab_watch.pipeline import batcher, completion, intake, jobs, uploader
+from skylab_watch.pipeline import batcher, completion, jobs, uploader
 from skylab_watch.pipeline.context import Context, CreditGate
 from skylab_watch.pipeline.discovery import WatchDiscovery
 from skylab_watch.pipeline.failures import apply_daemon_wide, job_step_failed
+from skylab_watch.pipeline.inspections import Inspections
 from skylab_watch.pipeline.outcomes import STOP_THE_PASS, classify
 from skylab_watch.studio import StudioClient, StudioError
 from skylab_watch.unfinished import Unfinished, count_unfinished
@@ -59,6 +60,7 @@ class Daemon:
         self.started_at = time.time()
         self._uploads: WorkerPool[int] = WorkerPool(config.upload_concurrency, "upload")
         self._deliveries = completion.Deliveries(self.ctx)
+        self.inspections = Inspections(self.ctx, on_done=self.wakeup.set)
         self.callbacks: CallbackReceiver | None = None
         self._reload_requested = threading.Event()
         self.stall_seconds = 60.0
@@ -108,6 +110,7 @@ class Daemon:
         deadline = time.monotonic() + grace_seconds
         self._uploads.close()
         self._deliveries.close()
+        self.inspections.close()
         for disc in self.discoveries.values():
             disc.stop()
         if self.callbacks is not None:
@@ -199,19 +202,21 @@ class Daemon:
                 self._guard(functools.partial(self.discoveries[name].note_event, rel))
         for disc in list(self.discoveries.values()):
             self._guard(functools.partial(self._discover_watch, disc))
+        self._guard(self.inspections.step)
 
     def _discover_watch(self, disc: WatchDiscovery) -> None:
         disc.check_root()
         disc.keep_observer_alive()
         disc.rescan_if_due()
         for stat in disc.settled():
-            self._guard(functools.partial(intake.record_settled_file, self.ctx, disc.config, stat))
+            self.inspections.submit(disc.config, stat)  # checked on the inspection pool, never on this thread
 
     def _close_due_jobs(self, disc: WatchDiscovery) -> None:
         batcher.close_due_jobs(self.ctx, disc.config, self._nothing_pending(disc))
 
     def _nothing_pending(self, disc: WatchDiscovery) -> bool:
-        return self.once and disc.scanned and disc.pending() == 0 and self.events.empty()
+        return (self.once and disc.scanned and disc.pending() == 0 and self.events.empty()
+                and self.inspections.pending(disc.name) == 0)
 
     def _create_jobs(self) -> None:
         """Create closed jobs at Studio; one job's refusal fails that job only, never the others."""
@@ -367,7 +372,8 @@ class Daemon:
         """
         if any(not d.scanned and d.paused_reason is None for d in self.discoveries.values()):
             return False
-        if any(d.pending() for d in self.discoveries.values()) or not self.events.empty():
+        if any(d.pending() for d in self.discoveries.values()) or not self.events.empty() \
+                or self.inspections.busy():
             return False
         if self._uploads.busy() or self._deliveries.busy():
             return False
@@ -376,7 +382,8 @@ class Daemon:
     def unfinished(self) -> Unfinished:
         """Return what is still to do for the configured watches (ledger, files settling, transfers)."""
         unscanned = [d.name for d in self.discoveries.values() if not d.scanned and d.paused_reason is None]
-        settling = sum(d.pending() for d in self.discoveries.values()) + self.events.qsize()
+        settling = sum(d.pending() for d in self.discoveries.values()) + self.events.qsize() \
+            + self.inspections.pending()
         transfers = len(self._uploads) + self._deliveries.in_flight()
         return count_unfinished(self.ctx.ledger, [w.name for w in self.ctx.config.watches],
                                 settling=settling, transfers=transfers, unscanned=unscanned)

@@ -22,7 +22,8 @@ files atomically is `skylab_watch.outputs`'s job.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import BinaryIO
 
 import pyvips
 
@@ -88,8 +89,9 @@ def open_streamed(path: Path) -> pyvips.Image:
 _REDUCED_DECODE: dict[str, dict[str, float]] = {"jpegload": {"shrink": 8}, "webpload": {"scale": 0.125}}
 
 
-def check_decodes(path: Path) -> None:
-    """Given an image file, return if its whole stream decodes; raise ImageError if it does not.
+def check_decodes(path: Path | int) -> None:
+    """Given an image file (a path, or a descriptor open for reading), return if its whole stream decodes;
+    raise ImageError if it does not.
 
     libvips is lazy: opening a truncated file succeeds and the damage only
     shows when the pixels are read. This reads every byte of the stream once,
@@ -98,16 +100,28 @@ def check_decodes(path: Path) -> None:
     and corruption are caught, at a fraction of the time or memory), PNG at
     full size through a sequential pass whose memory does not grow with the
     image. This is what lets the daemon trust a download, or its own output,
-    before renaming it into place.
+    before renaming it into place. A descriptor is how an output is checked
+    under its temp name without opening that name again (see
+    `outputs.write_atomically`); libvips reads a duplicate of it from the start.
     """
     try:
-        loader = pyvips.Image.new_from_file(str(path), revalidate=True).get("vips-loader")
+        loader = _open(path).get("vips-loader")
         options = next((opts for prefix, opts in _REDUCED_DECODE.items() if loader.startswith(prefix)), {})
-        image = pyvips.Image.new_from_file(str(path), access="sequential", fail_on="error", revalidate=True,
-                                           **options)
-        image.avg()
+        _open(path, access="sequential", fail_on="error", **options).avg()
     except pyvips.Error as exc:
-        raise ImageError(f"{path}: cannot be decoded as an image ({_first_line(exc)})") from exc
+        raise ImageError(f"{_shown(path)}: cannot be decoded as an image ({_first_line(exc)})") from exc
+
+
+def _open(path: Path | int, **options: object) -> pyvips.Image:
+    """Open an image by path, or through a libvips source on a duplicate of a descriptor (read from its start)."""
+    if isinstance(path, int):
+        return pyvips.Image.new_from_source(pyvips.Source.new_from_descriptor(path), "", **options)
+    return pyvips.Image.new_from_file(str(path), revalidate=True, **options)
+
+
+def _shown(path: Path | int) -> str:
+    """Return how an error names the file: its path, or which descriptor it was read from."""
+    return f"file descriptor {path}" if isinstance(path, int) else str(path)
 
 
 def load_checked(path: Path) -> pyvips.Image:
@@ -207,16 +221,18 @@ def composite_over(cutout: pyvips.Image, background: pyvips.Image) -> pyvips.Ima
 # --- saving ------------------------------------------------------------------
 
 def save(
-    image: pyvips.Image, path: Path, fmt: str, strip_metadata: bool = False, quality: int = 92
+    image: pyvips.Image, path: Path | BinaryIO, fmt: str, strip_metadata: bool = False, quality: int = 92
 ) -> None:
-    """Stream the image to exactly `path` in `fmt` (jpg, jpeg, png or webp); raise ImageError if it cannot be made.
+    """Stream the image to exactly `path` (or into an open binary file) in `fmt` (jpg, jpeg, png or webp);
+    raise ImageError if it cannot be made.
 
     The format comes from `fmt`, never from the path's suffix, because the
-    daemon writes to a hidden temp name first. JPEG cannot hold alpha, so it
-    is flattened over white. With `strip_metadata` no EXIF, XMP, ICC or PNG
-    text chunk is written. JPEG and PNG encoders write as they go, holding
-    a few scanlines; libwebp cannot, and holds the whole picture (about
-    150 MB more at 24 MP). A failure to read the pixels (a truncated
+    daemon writes to a hidden temp name first, through a file it opened
+    itself without following links (`outputs.write_atomically`). JPEG cannot
+    hold alpha, so it is flattened over white. With `strip_metadata` no EXIF,
+    XMP, ICC or PNG text chunk is written. JPEG and PNG encoders write as they
+    go, holding a few scanlines; libwebp cannot, and holds the whole picture
+    (about 150 MB more at 24 MP). A failure to read the pixels (a truncated
     source) is an ImageError; a failure to write (disk full, read-only) is
     the OSError itself, so callers can tell a bad image from a bad disk.
     """
@@ -224,14 +240,23 @@ def save(
     if suffix == ".jpg":
         image = flatten(image)
     options = _save_options(suffix, strip_metadata, quality)
+    if not isinstance(path, (str, PurePath)):
+        _save_into(image, path, suffix, options, fmt)
+        return
     with open(path, "wb") as sink:
-        target, write_errors = _file_target(sink)
-        try:
-            image.write_to_target(target, suffix, **options)
-        except pyvips.Error as exc:
-            if write_errors:
-                raise write_errors[0] from None
-            raise ImageError(f"{path}: cannot be written as {fmt} ({_first_line(exc)})") from exc
+        _save_into(image, sink, suffix, options, fmt)
+
+
+def _save_into(image: pyvips.Image, sink: BinaryIO, suffix: str, options: dict, fmt: str) -> None:
+    """Encode the image into an open file; a write error is re-raised as the OSError it was."""
+    target, write_errors = _file_target(sink)
+    try:
+        image.write_to_target(target, suffix, **options)
+    except pyvips.Error as exc:
+        if write_errors:
+            raise write_errors[0] from None
+        name = getattr(sink, "name", "the output")
+        raise ImageError(f"{name}: cannot be written as {fmt} ({_first_line(exc)})") from exc
 
 
 def _file_target(sink) -> tuple[pyvips.TargetCustom, list[OSError]]:
@@ -368,9 +393,10 @@ def render(plan: OutputPlan, retouched: pyvips.Image, backgrounds: list[pyvips.I
     raise ValueError(f"unknown output kind {plan.kind!r}")
 
 
-def write_output(plan: OutputPlan, retouched: Path, backgrounds: list[pyvips.Image], path: Path,
+def write_output(plan: OutputPlan, retouched: Path, backgrounds: list[pyvips.Image], path: Path | BinaryIO,
                  strip_metadata: bool = False) -> None:
-    """Given a plan and Studio's retouched file, render the output and stream it to exactly `path`.
+    """Given a plan and Studio's retouched file, render the output and stream it to exactly `path`
+    (or into an open binary file).
 
     Studio's file is opened afresh for one sequential read, so a 24 MP
     output holds a few scanlines, not the image. Raise ImageError if the

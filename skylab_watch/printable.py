@@ -1,42 +1,55 @@
-"""Make any text safe to print on one line of a terminal, a log or a report.
+"""File names made safe to print on a terminal or in a one-line-per-entry text.
 
-File names come from whoever writes into the watched folders: a name may hold
-a newline (which would forge a second log line), terminal escape sequences
-(which would recolour or rewrite the operator's screen), or bytes that are not
-UTF-8 (which Python keeps as lone surrogates, and which break a UTF-8 stream).
-`printable` turns each of those into a visible escape and leaves everything
-else, including ordinary non-ASCII letters, as it is.
+A file name on Linux may hold any byte but `/` and NUL: a newline that forges
+a second log line or status row, an ESC that starts a terminal escape
+sequence (recolouring, retitling, even rewriting the screen), or bytes that
+are not UTF-8 at all, which Python keeps as lone surrogates
+(`surrogateescape`) and which crash a strict encoder. `printable` turns all
+of those into visible escapes and leaves every ordinary character, accented
+or not, as it is, so `café.jpg` still reads `café.jpg`.
+
+Backslashes are left alone: escaping them would double every separator of a
+Windows path, and a name that spells `\\x1b` literally is harmless text.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
 __all__ = ["printable"]
 
+# C0 controls, DEL, C1 controls, the Unicode line and paragraph separators
+# (line breaks to many viewers) and every surrogate code point.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
-# C0 controls, DEL, C1 controls, and the lone surrogates U+DC80..U+DCFF that
-# os.fsdecode's surrogateescape uses for bytes that are not UTF-8.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\udc80-\udcff]")
+# surrogateescape maps an undecodable byte 0xNN (0x80..0xff) to U+DCNN.
+_ESCAPED_BYTES = range(0xDC80, 0xDD00)
 
 
-def printable(text: str) -> str:
-    """Given any text, return it with control characters and undecodable bytes as visible escapes.
+def printable(name: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> str:
+    """Given a file name or path, return it with control characters and undecodable bytes as visible escapes.
 
-    `\\n`, `\\r` and `\\t` become those two-character escapes; any other
-    control character becomes `\\xNN`; a byte that was not UTF-8 (a
-    surrogate-escaped U+DCNN) becomes `\\xNN` of the original byte. Text
-    without any of them is returned unchanged (and cheaply).
+    `\\n`, `\\r` and `\\t` read as such; other controls and each byte that
+    was not valid UTF-8 read `\\xNN`; a stray surrogate not made by
+    surrogateescape reads `\\udNNN`. The result always encodes as UTF-8.
     """
-    if not _UNPRINTABLE.search(text):
+    text = os.fsdecode(name) if not isinstance(name, str) else name
+    if _UNSAFE.search(text) is None:
         return text
-    return _UNPRINTABLE.sub(_escape, text)
+    return _UNSAFE.sub(_escape, text)
 
 
 def _escape(match: re.Match[str]) -> str:
+    """Return the visible escape for one unsafe character."""
     char = match.group()
+    code = ord(char)
     if char in _NAMED:
         return _NAMED[char]
-    code = ord(char)
-    return f"\\x{code - 0xDC00 if code >= 0xDC80 else code:02x}"
+    if code in _ESCAPED_BYTES:
+        return f"\\x{code - 0xDC00:02x}"
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}"

@@ -12,6 +12,7 @@ from typing import Any
 
 from skylab_watch.ledger import Job, Ledger, PhotoState
 from skylab_watch.ledger.states import JOB_OPEN_STATES, REPORT_CATEGORIES, REPORT_CATEGORY
+from skylab_watch.printable import printable
 
 # Report categories, in the order a photo lives through them.
 CATEGORIES = REPORT_CATEGORIES
@@ -55,23 +56,31 @@ def _iso(ts: float | None) -> str | None:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """Return the report as text for a person."""
+    """Return the report as text for a person.
+
+    Every name and reason goes through `printable`: a file name may hold a
+    newline (which would forge a row of this report) or a terminal escape
+    sequence, and a reason quotes names. JSON needs none of this: `json`
+    escapes control characters itself.
+    """
     lines = []
     for notice in report["notices"]:
-        lines.append(f"! {notice['message']} (since {notice['since']})")
+        lines.append(f"! {printable(notice['message'])} (since {notice['since']})")
     for watch, counts in sorted(report["watches"].items()):
         parts = ", ".join(f"{counts[c]} {c}" for c in CATEGORIES)
-        lines.append(f"{watch}: {parts}")
+        lines.append(f"{printable(watch)}: {parts}")
     if report["jobs"]:
         lines.append("")
         lines.append("Open jobs:")
         for job in report["jobs"]:
             front = f", {job['jobs_in_front']} job(s) in front" if job["jobs_in_front"] else ""
-            studio = f" (Studio: {job['studio_status']}{front})" if job["studio_status"] else ""
-            lines.append(f"  {job['watch']}: {job['name']}: {job['state']}, {job['photos']} photo(s){studio}")
+            studio = f" (Studio: {printable(job['studio_status'])}{front})" if job["studio_status"] else ""
+            lines.append(f"  {printable(job['watch'])}: {printable(job['name'])}: {job['state']}, "
+                         f"{job['photos']} photo(s){studio}")
     if report["problems"]:
         lines.append("")
         lines.append("Not sent, or failed:")
         for p in report["problems"]:
-            lines.append(f"  {p['watch']}: {p['path']}: {p['state']}: {p['reason']}")
+            lines.append(f"  {printable(p['watch'])}: {printable(p['path'])}: {p['state']}: "
+                         f"{printable(p['reason'] or '')}")
     return "\n".join(lines) if lines else "The ledger is empty: no photo seen yet."

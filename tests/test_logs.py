@@ -10,7 +10,6 @@ import sys
 import pytest
 
 from skylab_watch.logs import SecretFilter, fields, setup_logging
-from skylab_watch.printable import printable
 
 
 def test_json_lines_carry_watch_job_and_photo():
@@ -126,12 +125,6 @@ def test_control_characters_in_a_json_line_are_escaped_as_in_text():
     entry = json.loads(out)
     assert entry["message"] == f"uploaded {HOSTILE_SHOWN} and c\\xff\\x7f\\x85.jpg"
     assert entry["photo"] == HOSTILE_SHOWN
-
-
-def test_printable_escapes_controls_and_undecodable_bytes_and_nothing_else():
-    assert printable("Ünïcödé photo (1).jpg") == "Ünïcödé photo (1).jpg"
-    assert printable("a\tb\rc\x00d\x1b\x7f\x9f") == "a\\tb\\rc\\x00d\\x1b\\x7f\\x9f"
-    assert printable(os.fsdecode(b"\xe9t\xe9.jpg")) == "\\xe9t\\xe9.jpg"
 
 
 def test_the_filter_leaves_journald_nothing_unmasked_to_read():

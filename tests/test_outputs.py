@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import pyvips
@@ -31,7 +32,7 @@ def always(_path: Path) -> bool:
 
 def writer(data: bytes):
     """Return a write callback that writes `data`."""
-    return lambda temp: temp.write_bytes(data)
+    return lambda sink: sink.write(data)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -52,11 +53,18 @@ def test_mirrored_path_refuses_to_leave_the_root(tmp_path: Path, rel: str):
         mirrored_path(tmp_path, rel, "IMG_1.png")
 
 
-def test_temp_path_is_hidden_beside_final_and_deterministic(tmp_path: Path):
+def test_temp_path_is_hidden_beside_final_short_and_deterministic(tmp_path: Path):
     final = tmp_path / "a" / "IMG_1.png"
     temp = temp_path_for(final, "dl")
-    assert temp == tmp_path / "a" / ".IMG_1.png.dl.skylab-part"
+    assert temp.parent == tmp_path / "a"
+    assert re.fullmatch(r"\.skw-[0-9a-f]{12}\.skylab-part", temp.name)
     assert temp_path_for(final, "dl") == temp != temp_path_for(final, "w")
+    assert temp != temp_path_for(final.with_name("IMG_2.png"), "dl")
+
+
+def test_temp_name_stays_short_whatever_the_final_name(tmp_path: Path):
+    long_final = tmp_path / ("x" * 250 + " (a background label of many words).png")
+    assert len(temp_path_for(long_final, "12345").name.encode()) == 29
 
 
 # --- free_name ---------------------------------------------------------------------------
@@ -122,14 +130,14 @@ def test_failed_check_leaves_no_final_and_no_temp(tmp_path: Path):
 def test_check_sees_the_written_temp(tmp_path: Path):
     final = tmp_path / "IMG_1.png"
     image = (pyvips.Image.black(8, 8) + [1, 2, 3]).cast("uchar").copy(interpretation="srgb")
-    seen: list[Path] = []
+    seen: list[list[str]] = []
 
-    def check(temp: Path) -> None:
-        seen.append(temp)
-        load_checked(temp)
+    def check(fd: int) -> None:
+        seen.append(os.listdir(tmp_path))
+        check_decodes(fd)
 
-    write_atomically(final, lambda temp: save(image, temp, "png"), tag="dl", check=check)
-    assert seen == [temp_path_for(final, "dl")]
+    write_atomically(final, lambda sink: save(image, sink, "png"), tag="dl", check=check)
+    assert seen == [[temp_path_for(final, "dl").name]]
     assert load_checked(final).width == 8
 
 
@@ -138,7 +146,7 @@ def test_camera_size_output_written_through_a_temp_is_checked_and_replaces_the_o
     final = tmp_path / "out" / "IMG_1.jpg"
     make_image(final, 64, 48)  # the daemon's own earlier output, to be replaced whole
     plan = OutputPlan(None, "jpg", "retouched")
-    size, digest = write_atomically(final, lambda temp: write_output(plan, result, [], temp),
+    size, digest = write_atomically(final, lambda sink: write_output(plan, result, [], sink),
                                     tag="7", check=check_decodes)
     written = pyvips.Image.new_from_file(str(final))
     assert (written.width, written.height, written.get("vips-loader")) == (4000, 3000, "jpegload")
@@ -159,8 +167,8 @@ def test_camera_size_output_failing_its_decode_check_keeps_the_old_file(tmp_path
 def test_failed_write_leaves_no_final_and_no_temp(tmp_path: Path):
     final = tmp_path / "IMG_1.png"
 
-    def broken(temp: Path) -> None:
-        temp.write_bytes(b"partial")
+    def broken(sink) -> None:
+        sink.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     with pytest.raises(OSError, match="No space"):
@@ -169,13 +177,12 @@ def test_failed_write_leaves_no_final_and_no_temp(tmp_path: Path):
     assert leftovers(tmp_path) == []
 
 
-def interrupted_big_write(temp: Path) -> None:
+def interrupted_big_write(sink) -> None:
     """Write 4 MiB in chunks and die halfway, like a download cut off mid-stream."""
-    with open(temp, "wb") as handle:
-        for index in range(64):
-            if index == 32:
-                raise ConnectionError("connection reset mid-download")
-            handle.write(bytes([index]) * 65536)
+    for index in range(64):
+        if index == 32:
+            raise ConnectionError("connection reset mid-download")
+        sink.write(bytes([index]) * 65536)
 
 
 def test_interrupted_big_write_never_appears_under_final_name(tmp_path: Path):
@@ -203,6 +210,72 @@ def test_retry_overwrites_a_stale_temp_from_a_crash(tmp_path: Path):
     write_atomically(final, writer(b"fresh"))
     assert final.read_bytes() == b"fresh"
     assert not stale.exists()
+
+
+# --- names too long, links in the way ------------------------------------------------------
+
+def test_a_final_name_over_name_max_fails_before_anything_is_written(tmp_path: Path):
+    final = tmp_path / "out" / ("x" * 250 + " (beach).jpg")
+    with pytest.raises(OSError) as caught:
+        write_atomically(final, writer(b"never written"), root=tmp_path / "out")
+    assert caught.value.errno == errno.ENAMETOOLONG
+    assert caught.value.filename == str(final) and "262 bytes" in caught.value.strerror
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_final_name_of_exactly_name_max_is_written_through_a_short_temp(tmp_path: Path):
+    final = tmp_path / ("x" * 251 + ".png")
+    write_atomically(final, writer(b"fits"), tag="123456789")
+    assert final.read_bytes() == b"fits"
+
+
+def test_the_output_root_itself_may_be_a_link(tmp_path: Path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "root").symlink_to(tmp_path / "real")
+    write_atomically(tmp_path / "root" / "a" / "IMG_1.png", writer(b"x"), root=tmp_path / "root")
+    assert (tmp_path / "real" / "a" / "IMG_1.png").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize("linked", ["a", "a/b"])
+def test_a_linked_folder_below_the_root_is_refused_and_nothing_is_written_through_it(tmp_path: Path, linked: str):
+    root, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    (root / linked).parent.mkdir(parents=True)
+    (root / linked).symlink_to(outside)
+    with pytest.raises(outputs.LinkInTheWay) as caught:
+        write_atomically(root / "a" / "b" / "c" / "IMG_1.png", writer(b"x"), root=root)
+    assert caught.value.filename == str(root / linked)
+    assert list(outside.iterdir()) == []
+
+
+def test_a_link_at_the_final_name_is_refused_and_its_target_untouched(tmp_path: Path):
+    target = tmp_path / "target.png"
+    target.write_bytes(b"someone else's")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "IMG_1.png").symlink_to(target)
+    with pytest.raises(outputs.LinkInTheWay):
+        write_atomically(tmp_path / "out" / "IMG_1.png", writer(b"x"), root=tmp_path / "out")
+    assert target.read_bytes() == b"someone else's"
+    assert (tmp_path / "out" / "IMG_1.png").is_symlink() and leftovers(tmp_path / "out") == []
+
+
+def test_a_link_planted_at_the_temp_name_is_replaced_never_written_through(tmp_path: Path):
+    target = tmp_path / "target"
+    target.write_bytes(b"keep me")
+    final = tmp_path / "out" / "IMG_1.png"
+    final.parent.mkdir()
+    temp_path_for(final, "w").symlink_to(target)
+    write_atomically(final, writer(b"new"))
+    assert target.read_bytes() == b"keep me" and final.read_bytes() == b"new"
+
+
+def test_a_file_where_a_folder_must_go_is_a_disk_error_naming_the_full_path(tmp_path: Path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a").write_bytes(b"a file, not a folder")
+    with pytest.raises(OSError) as caught:
+        write_atomically(tmp_path / "out" / "a" / "IMG_1.png", writer(b"x"), root=tmp_path / "out")
+    assert not isinstance(caught.value, outputs.LinkInTheWay)
+    assert caught.value.errno == errno.ENOTDIR and caught.value.filename == str(tmp_path / "out" / "a")
 
 
 # --- small helpers ------------------------------------------------------------------------

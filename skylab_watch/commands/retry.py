@@ -13,6 +13,7 @@ from pathlib import Path
 from skylab_watch.config import Config, load_config
 from skylab_watch.errors import ConfigError, LedgerError
 from skylab_watch.ledger import Ledger, Photo, PhotoState
+from skylab_watch.printable import printable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
         chosen = [p for p in failed if not args.paths or _matches(config, p, args.paths)]
         for photo in chosen:
             retry_photo(ledger, photo)
-            print(f"{photo.watch}: {photo.rel_path} will be sent again (it failed: {photo.reason})")
+            print(f"{printable(photo.watch)}: {printable(photo.rel_path)} will be sent again "
+                  f"(it failed: {printable(photo.reason or '')})")
     finally:
         ledger.close()
     if not chosen:

@@ -104,6 +104,8 @@ class Ledger:
         A photo that ends superseded or failed releases the copies recorded
         as its duplicates: their content was never delivered after all.
         """
+        if changes.get("state") == PhotoState.DELIVERED:
+            changes.setdefault("delivered_at", time.time())
         with self.transaction() as conn:
             self._update("photos", _PHOTO_COLUMNS, photo_id, changes, check_photo_move)
             if changes.get("state") in (PhotoState.SUPERSEDED, PhotoState.FAILED):
@@ -210,18 +212,37 @@ class Ledger:
     # ------------------------------------------------------------------ notices
 
     def set_notice(self, key: str, message: str) -> bool:
-        """Record a daemon-wide condition (paused watch, no credits); return True if it is new."""
+        """Record a daemon-wide condition (paused watch, no credits); return True if it is new.
+
+        A new condition also opens a row in notice_history, which the morning report reads.
+        """
+        now = time.time()
         with self.transaction() as conn:
             old = conn.execute("SELECT message FROM notices WHERE key = ?", (key,)).fetchone()
             if old is not None and old[0] == message:
                 return False
             conn.execute("INSERT INTO notices (key, message, since) VALUES (?, ?, ?) ON CONFLICT (key) "
-                         "DO UPDATE SET message = excluded.message", (key, message, time.time()))
+                         "DO UPDATE SET message = excluded.message", (key, message, now))
+            if old is None:
+                conn.execute("INSERT INTO notice_history (key, message, raised_at) VALUES (?, ?, ?)",
+                             (key, message, now))
             return old is None
 
     def clear_notice(self, key: str) -> bool:
-        """Forget a condition; return True if it was set."""
-        return self.db.execute("DELETE FROM notices WHERE key = ?", (key,)).rowcount > 0
+        """Forget a condition; return True if it was set (its history row is closed)."""
+        with self.transaction() as conn:
+            if conn.execute("DELETE FROM notices WHERE key = ?", (key,)).rowcount == 0:
+                return False
+            conn.execute("UPDATE notice_history SET cleared_at = ? WHERE key = ? AND cleared_at IS NULL",
+                         (time.time(), key))
+            return True
+
+    def notice_history(self, since: float) -> list[tuple[str, str, float, float | None]]:
+        """Return (key, message, raised_at, cleared_at) of notices raised, or still open, since `since`."""
+        rows = self.db.query("SELECT key, message, raised_at, cleared_at FROM notice_history "
+                             "WHERE raised_at >= ? OR cleared_at IS NULL OR cleared_at >= ? ORDER BY id",
+                             (since, since))
+        return [(r["key"], r["message"], r["raised_at"], r["cleared_at"]) for r in rows]
 
     def notices(self) -> dict[str, tuple[str, float]]:
         """Return {key: (message, since)} of every current condition."""

@@ -32,6 +32,7 @@ class Photo:
     trouble_since: float | None = None
     device: int | None = None
     inode: int | None = None
+    delivered_at: float | None = None
 
     def require_studio_id(self) -> int:
         """Studio's id of a photo the caller knows has a Studio record; TypeError (a bug) if it has none."""

@@ -112,8 +112,45 @@ def _file_identity_and_callback_replays(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _history_alerts_and_pauses(conn: sqlite3.Connection) -> None:
+    """What the morning report and the alerts need: when each photo's outputs landed
+    (photos.delivered_at), every notice raised and cleared (notice_history), alerts waiting for a notifier
+    that may be down (alerts, an outbox), and watches paused by hand (paused_watches)."""
+    conn.execute("ALTER TABLE photos ADD COLUMN delivered_at REAL")
+    _run_statements(conn, """
+        CREATE TABLE IF NOT EXISTS notice_history (
+            id            INTEGER PRIMARY KEY,
+            key           TEXT NOT NULL,
+            message       TEXT NOT NULL,
+            raised_at     REAL NOT NULL,
+            cleared_at    REAL
+        );
+        CREATE INDEX IF NOT EXISTS notice_history_by_time ON notice_history (raised_at);
+
+        CREATE TABLE IF NOT EXISTS alerts (
+            id            INTEGER PRIMARY KEY,
+            event         TEXT NOT NULL,
+            title         TEXT NOT NULL,
+            body          TEXT NOT NULL,
+            created_at    REAL NOT NULL,
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            next_try_at   REAL NOT NULL,
+            last_error    TEXT,
+            sent_at       REAL
+        );
+        CREATE INDEX IF NOT EXISTS alerts_unsent ON alerts (sent_at, next_try_at);
+
+        CREATE TABLE IF NOT EXISTS paused_watches (
+            watch         TEXT PRIMARY KEY,
+            reason        TEXT NOT NULL,
+            since         REAL NOT NULL
+        )
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("initial schema: jobs, photos, outputs, notices", _initial),
     ("photo trouble clock and job type", _trouble_clock_and_job_type),
     ("photo file identity and callback replay cache", _file_identity_and_callback_replays),
+    ("delivery time, notice history, alert outbox, paused watches", _history_alerts_and_pauses),
 ]

@@ -135,8 +135,8 @@ def _write_output(ctx: Context, watch: WatchConfig, photo: Photo, plan: imaging.
     strip = imaging.strips_metadata(look.profile, plan)
     try:
         size, sha = outputs.write_atomically(
-            dest, lambda tmp: imaging.write_output(plan, retouched, look.backgrounds, tmp, strip_metadata=strip),
-            tag=str(photo.id), check=imaging.check_decodes)
+            dest, lambda sink: imaging.write_output(plan, retouched, look.backgrounds, sink, strip_metadata=strip),
+            tag=str(photo.id), check=imaging.check_decodes, root=watch.output)
     except OSError as exc:
         raise output_error(exc) from exc
     except (pyvips.Error, imaging.ImageError) as exc:
@@ -169,7 +169,11 @@ def _free_for(ctx: Context, photo: Photo, path: Path) -> bool:
 
     "What the daemon wrote" is checked against the recorded checksum: a file
     someone replaced by hand since is theirs now, and is never overwritten.
+    A link at the name is never ours, nor someone else's file to step
+    around: the photo fails naming it (outputs.LinkInTheWay).
     """
+    if os.path.islink(path):
+        raise outputs.LinkInTheWay(path)
     owner = ctx.ledger.output_owner(str(path))
     if owner is not None:
         owner_photo = ctx.ledger.get_photo(owner.photo_id)

@@ -8,17 +8,20 @@ the reconciler thread, which is the only one that decides.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from skylab_watch.config import WatchConfig
-from skylab_watch.ledger import Ledger
+from skylab_watch.ledger import Ledger, PhotoState
 from skylab_watch.watch.filters import is_candidate
 from skylab_watch.watch.observers import FolderWatcher, root_available
-from skylab_watch.watch.scan import FileStat, RootUnavailable, scan_tree, stat_candidate
+from skylab_watch.watch.scan import FileStat, RootUnavailable, describe_folder_error, scan_tree, stat_candidate
+from skylab_watch.watch.plain_files import open_plain_file
 from skylab_watch.watch.settle import SettleTracker
+from skylab_watch.watch.validate import NO_PERMISSION
 
 log = logging.getLogger("skylab_watch")
 
@@ -30,6 +33,19 @@ RESCAN_NOW = ""
 def paused_notice_key(watch: str) -> str:
     """Return the ledger notice key under which a paused watch is reported."""
     return f"watch:{watch}"
+
+
+def folder_notice_key(watch: str, rel_dir: str) -> str:
+    """Return the ledger notice key under which a folder of a watch that cannot be read is reported."""
+    return f"folder:{watch}:{rel_dir}"
+
+
+def printable(rel_path: str, keep: int = 80) -> str:
+    """Return a path fit for a notice: undecodable bytes escaped, and shortened in the middle past `keep` chars."""
+    shown = rel_path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if len(shown) <= keep:
+        return shown
+    return f"{shown[:keep // 2]}...{shown[-keep // 2:]} ({len(shown)} characters)"
 
 
 @dataclass
@@ -130,22 +146,65 @@ class WatchDiscovery:
         self._last_scan = self.clock()
         self._rescan_requested = False
         known = self.ledger.known_files(self.name)
+        look_again = self._readable_again()
+        problems: dict[str, str] = {}
+
+        def on_problem(rel_dir: str, exc: OSError) -> None:
+            problems.setdefault(rel_dir, describe_folder_error(exc))
         found = 0
         try:
             for stat in scan_tree(self.config.input, self.config.recursive, self.config.include,
-                                  self.config.exclude):
+                                  self.config.exclude,
+                                  on_problem=on_problem):
                 if self._unusable_name(stat.rel_path):
                     continue
-                if known.get(stat.rel_path) != (stat.size, stat.mtime_ns):
+                if known.get(stat.rel_path) != (stat.size, stat.mtime_ns) or stat.rel_path in look_again:
                     self.tracker.note(stat)
                     found += 1
         except RootUnavailable as exc:
             self._pause(str(exc))
             return found
+        self._report_folders(problems)
         self.scanned = True
         if found:
             log.info("%s: scan found %d new or changed file(s)", self.name, found)
         return found
+
+    def _readable_again(self) -> set[str]:
+        """Return the files refused because we could not read them (newest version) that can be opened now.
+
+        A rescan looks at them again even though their size and mtime are
+        the same: `chmod` changes neither, and a fixed permission must be
+        seen. Files still unreadable are not tracked again, so they never
+        keep `run --once` waiting.
+        """
+        refused = [p for p in self.ledger.photos_in_state(PhotoState.REJECTED, watch=self.name)
+                   if p.reason == NO_PERMISSION]
+        return {p.rel_path for p in refused
+                if self.ledger.latest_version(self.name, p.rel_path) == p and self._opens(p.rel_path)}
+
+    def _opens(self, rel_path: str) -> bool:
+        """Return True if the file can be opened for reading now (as a plain file)."""
+        try:
+            fd, _info = open_plain_file(self.config.input / rel_path)
+        except OSError:
+            return False
+        os.close(fd)
+        return True
+
+    def _report_folders(self, problems: dict[str, str]) -> None:
+        """Show every folder the scan could not read as a notice; clear the notices of folders that read again."""
+        prefix = folder_notice_key(self.name, "")
+        current = {folder_notice_key(self.name, printable(rel, keep=10_000)): rel for rel in problems}
+        for key, rel in current.items():
+            message = (f"{self.name}: cannot read the folder {printable(rel or '.')}: {problems[rel]}; "
+                       "the photos in it are not seen")
+            if self.ledger.set_notice(key, message):
+                log.warning("%s", message)
+        for key in self.ledger.notices():
+            if key.startswith(prefix) and key not in current:
+                self.ledger.clear_notice(key)
+                log.info("%s: the folder %s can be read again", self.name, printable(key[len(prefix):] or "."))
 
     def note_event(self, rel_path: str) -> None:
         """An observer saw `rel_path` change: track it if it is a candidate we do not know as is.

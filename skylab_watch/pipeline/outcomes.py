@@ -9,7 +9,8 @@ between "wait and try again" and "give up". The rule of the house:
   however long it lasts. Only the wall-clock budget
   (`retry.give_up_after_hours`) ends it, failing the photo with the last reason;
 - a *permanent* fault (422 and other refusals, a job or photo deleted at
-  Studio, a name the filesystem cannot hold, an unsupported URL scheme) fails
+  Studio, a name the filesystem cannot hold, a link in the output tree, an
+  unsupported URL scheme) fails
   the photo at once, with a reason naming the watch and the file;
 - a fault that a fresh look may mend (a result that does not decode, a result
   URL the store refuses) is tried again a bounded few times, then fails.
@@ -30,6 +31,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable, Hashable
 
+from skylab_watch.outputs import LinkInTheWay
 from skylab_watch.watch.scan import root_available
 from skylab_watch.studio import (
     AuthError, BadDigestError, InvalidRequestError, NotFoundError, OutOfCreditsError, RateLimitedError,
@@ -135,6 +137,7 @@ TABLE: tuple[Rule, ...] = (
     Rule(UnusableResult, Outcome.LOOK_AGAIN, "a result that cannot be used"),
     Rule(WatchUnavailable, Outcome.PAUSE_WATCH, "the watch's input folder is gone (share unmounted?)"),
     Rule(FileVanished, Outcome.FAIL_ITEM, "the original was moved or deleted"),
+    Rule(LinkInTheWay, Outcome.FAIL_ITEM, "a symbolic link in the output folder where an output must go"),
     Rule(OSError, Outcome.FAIL_ITEM, "a name the filesystem cannot hold", _errno_in(frozenset({errno.ENAMETOOLONG}))),
     Rule(OutputUnwritable, Outcome.PAUSE_OUTPUT, "the output disk refuses writes"),
     Rule(OSError, Outcome.RETRY_LATER, "a passing I/O fault (EIO, ESTALE, timeout)", _errno_in(PASSING_IO)),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 from skylab_watch.ledger import Job, Photo, PhotoState
@@ -22,6 +23,8 @@ from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.outcomes import FileChanged, FileVanished, Outcome, watch_unavailable
 from skylab_watch.studio import BadDigestError
 from skylab_watch.studio.upload import delete_quietly, send_photo_bytes
+from skylab_watch.watch.plain_files import NotPlainFile, open_plain_file, read_at_most
+from skylab_watch.watch.validate import MAX_BYTES
 
 log = logging.getLogger("skylab_watch")
 
@@ -88,20 +91,58 @@ def _create_record(ctx: Context, photo: Photo, job: Job) -> int:
 
 
 def _read_bytes(ctx: Context, photo: Photo) -> bytes:
-    """Read what will be sent; raise FileChanged if the original no longer has the recorded content.
+    """Read what will be sent; raise FileChanged if the original is no longer the file that was validated.
 
-    A read that fails because the watch's folder itself is gone (an unmounted
+    The original is opened without following a link and without blocking,
+    must still be the regular file recorded (device, inode, size, mtime),
+    is read no further than its recorded size (+1 byte, to see growth) and
+    must still hash to the recorded md5; a link to /dev/zero, a FIFO or a
+    grown file swapped in after validation is never read as the photo. A
+    read that fails because the watch's folder itself is gone (an unmounted
     share) pauses the photo instead of failing it: the file is not lost.
     """
     root = ctx.watch(photo.watch).input
     original = root / photo.rel_path
     try:
-        data = original.read_bytes()
+        data = _read_validated(original, photo)
         if hashlib.md5(data).hexdigest() != photo.md5:
             raise FileChanged(str(original))
-        return Path(photo.upload_path).read_bytes() if photo.upload_path else data
+        return _read_copy(Path(photo.upload_path)) if photo.upload_path else data
+    except NotPlainFile as exc:
+        raise FileChanged(f"{exc.filename}: {exc.strerror}") from exc
     except OSError as exc:
         raise input_error(root, original, exc) from exc
+
+
+def _read_validated(path: Path, photo: Photo) -> bytes:
+    """Return the bytes of the original if it is still the file recorded; raise FileChanged if not.
+
+    Rows recorded before the ledger knew device and inode (None) are checked on what they have.
+    """
+    fd, info = open_plain_file(path)
+    try:
+        recorded = (photo.device, photo.inode, photo.size, photo.mtime_ns)
+        now = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        if any(was is not None and was != is_now for was, is_now in zip(recorded, now, strict=True)):
+            raise FileChanged(f"{path}: not the file that was validated (it was replaced or written to)")
+        data = read_at_most(fd, photo.size + 1)
+    finally:
+        os.close(fd)
+    if len(data) != photo.size:
+        raise FileChanged(f"{path}: {len(data)} bytes where {photo.size} were validated")
+    return data
+
+
+def _read_copy(path: Path) -> bytes:
+    """Return the resized copy from staging, read as a plain file of at most Studio's byte limit."""
+    fd, _info = open_plain_file(path)
+    try:
+        data = read_at_most(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_BYTES:
+        raise FileChanged(f"{path}: the resized copy is larger than Studio accepts (replaced?)")
+    return data
 
 
 def input_error(root: Path, path: Path, exc: OSError) -> OSError:

@@ -13,10 +13,11 @@ really live under the root.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,24 @@ class RootUnavailable(SkylabWatchError, OSError):
     Worth retrying later: it is usually an unmounted share or a folder being
     recreated. `strerror` holds a reason a studio manager can act on.
     """
+
+
+OnProblem = Callable[[str, OSError], None]
+"""Told (folder relative to the root, error) of a folder the scan could not read in full."""
+
+
+def _ignore(_rel_dir: str, _exc: OSError) -> None:
+    """The default `on_problem`: the scan's caller does not want to know."""
+
+
+def describe_folder_error(exc: OSError) -> str:
+    """Given why a folder (or an entry in it) could not be read, return a reason a person can act on."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return ("a path in it is longer than the system allows (PATH_MAX 4096 bytes, or 255 bytes for one name); "
+                "shorten the folder names")
+    if isinstance(exc, PermissionError):
+        return "permission denied; let the daemon's user read it"
+    return exc.strerror or str(exc)
 
 
 @dataclass(frozen=True)
@@ -79,20 +98,22 @@ def scan_tree(
     recursive: bool,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    on_problem: OnProblem = _ignore,
 ) -> Iterator[FileStat]:
     """Given a watched folder, return an iterator over its candidate regular files.
 
     The root is opened before returning, so a missing or unreadable root
-    raises `RootUnavailable` at the call, not on first iteration. Problems
-    with single entries (a file deleted mid-scan, a private subfolder) are
-    logged at debug level and skipped: the next scan will see them again.
+    raises `RootUnavailable` at the call, not on first iteration. A file
+    deleted mid-scan is skipped quietly; a folder that cannot be read (a
+    private subfolder, a path longer than PATH_MAX) is skipped and told to
+    `on_problem`, so the caller can show it: its photos are not seen.
     """
     root = Path(root)
     try:
         top = os.scandir(root)
     except OSError as exc:
         raise RootUnavailable(exc.errno, describe_root_error(exc), str(root)) from exc
-    return _walk(root, top, recursive, include, exclude)
+    return _walk(root, top, recursive, include, exclude, on_problem)
 
 
 def _walk(
@@ -101,6 +122,7 @@ def _walk(
     recursive: bool,
     include: Sequence[str],
     exclude: Sequence[str],
+    on_problem: OnProblem,
 ) -> Iterator[FileStat]:
     """Walk with an explicit stack of folders, yielding files; `top` is the opened root.
 
@@ -112,9 +134,9 @@ def _walk(
     entries: Iterator[os.DirEntry[str]] | None = top
     while entries is not None:
         with entries:  # type: ignore[attr-defined]
-            for entry in _entries_of(root, rel_dir, entries):
+            for entry in _entries_of(rel_dir, entries, on_problem):
                 rel_path = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                found = _classify(entry, rel_path, recursive, include, exclude)
+                found = _classify(entry, rel_path, recursive, include, exclude, on_problem)
                 if isinstance(found, FileStat):
                     yield found
                 elif found == "dir":
@@ -122,23 +144,29 @@ def _walk(
         entries = None
         while pending and entries is None:
             rel_dir = pending.pop()
-            entries = _open_dir(root, rel_dir)
+            entries = _open_dir(root, rel_dir, on_problem)
 
 
-def _entries_of(root: Path, rel_dir: str, entries: Iterator[os.DirEntry[str]]) -> Iterator[os.DirEntry[str]]:
-    """Yield directory entries, stopping quietly if the folder breaks mid-listing."""
+def _entries_of(rel_dir: str, entries: Iterator[os.DirEntry[str]],
+                on_problem: OnProblem) -> Iterator[os.DirEntry[str]]:
+    """Yield directory entries; a folder that breaks mid-listing is told to `on_problem`."""
     try:
         yield from entries
     except OSError as exc:
-        log.debug("Scan of %s stopped listing %r: %s", root, rel_dir or ".", exc)
+        on_problem(rel_dir, exc)
 
 
-def _open_dir(root: Path, rel_path: str) -> Iterator[os.DirEntry[str]] | None:
-    """Open a subfolder for listing, or return None (logged) if it cannot be read."""
+def _open_dir(root: Path, rel_path: str, on_problem: OnProblem) -> Iterator[os.DirEntry[str]] | None:
+    """Open a subfolder for listing, or return None if it cannot be read (told to `on_problem`).
+
+    A folder deleted since it was listed is no problem: it is simply gone.
+    """
     try:
         return os.scandir(root / rel_path)
+    except FileNotFoundError:
+        return None
     except OSError as exc:
-        log.debug("Scan of %s skipped folder %r: %s", root, rel_path, exc)
+        on_problem(rel_path, exc)
         return None
 
 
@@ -148,6 +176,7 @@ def _classify(
     recursive: bool,
     include: Sequence[str],
     exclude: Sequence[str],
+    on_problem: OnProblem,
 ) -> FileStat | str | None:
     """Return a FileStat for a candidate file, "dir" for a folder to descend into, else None.
 
@@ -164,8 +193,10 @@ def _classify(
         if include and not matches_any(entry.name, include):
             return None
         info = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        return None  # deleted mid-scan: nothing to say
     except OSError as exc:
-        log.debug("Scan skipped %r: %s", rel_path, exc)
+        on_problem(rel_path.rpartition("/")[0], exc)
         return None
     return FileStat(rel_path, info.st_size, info.st_mtime_ns)
 

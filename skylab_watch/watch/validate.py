@@ -2,13 +2,21 @@
 
 A photo that Studio would refuse should be rejected here, with a reason a
 studio manager understands, rather than fail minutes later inside a job. The
-checks run in a fixed order so the first reason is the most useful one:
-vanished, empty, file type, readable image, complete image, then the size
-limits. Limit problems alone are marked `oversized`, because a resized copy
-can fix them.
+checks run cheapest first, so no file can cost more than its limits allow:
+vanished or not a plain file, empty, file type, then the byte size (from
+`fstat`) and the dimensions (from the header alone) against the limits, and
+only then a full decode of the pixels. Limit problems alone are marked
+`oversized`, because a resized copy can fix them; an image declaring more
+than MAX_CHECK_PIXELS (a decompression bomb) is refused from its header.
 
 The image is decoded in full (not just its header) because a JPEG cut short
-by an interrupted copy has a perfectly good header.
+by an interrupted copy has a perfectly good header. The decode runs under a
+time bound: past it, libvips is told to stop and the file is refused.
+
+The file is opened once, without following a symlink and without blocking
+(`plain_files`), and everything (hash, header, pixels) is read from that
+descriptor; its device and inode are returned so the upload can check it
+reads the very file that was validated.
 """
 
 from __future__ import annotations
@@ -17,19 +25,30 @@ import hashlib
 import logging
 import math
 import os
-import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyvips
 
+from skylab_watch.watch.plain_files import NotPlainFile, open_plain_file
+
 log = logging.getLogger(__name__)
 
 VANISHED = "the file disappeared before it could be checked"
+NO_PERMISSION = "the file cannot be read: permission denied (it is looked at again on each rescan)"
+"""The reason for a file we may not read; a rescan looks at such files again, so a fixed permission is seen."""
 MAX_BYTES = 27 * 1024 * 1024
 MAX_SIDE = 6400
 MAX_PIXELS = 27_000_000
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp")
+
+MAX_CHECK_PIXELS = 200_000_000
+"""Images declaring more pixels are refused from their header and never decoded (decompression bombs).
+Well above Studio's 27 MP so that a 150 MP medium-format photo can still be checked and resized;
+decoding 200 MP takes about 2 s of one core."""
+MAX_CHECK_BYTES = 512 * 1024 * 1024
+"""Files larger than this are refused from their size alone, never read."""
 
 _BUFFER_LIMIT = 96 * 1024 * 1024
 """Files up to this size are decoded from the very bytes that were hashed."""
@@ -39,7 +58,7 @@ _CHUNK = 1024 * 1024
 
 @dataclass(frozen=True)
 class Inspection:
-    """The verdict on one file, plus what was learned on the way (md5, dimensions)."""
+    """The verdict on one file, plus what was learned on the way (md5, dimensions, which file it was)."""
 
     ok: bool
     reason: str | None
@@ -49,41 +68,64 @@ class Inspection:
     width: int | None
     height: int | None
     oversized: bool
+    device: int | None = None
+    inode: int | None = None
 
 
 @dataclass(frozen=True)
-class _Contents:
-    """The bytes read from a file (when small enough to keep) and their md5."""
+class _Opened:
+    """An open plain file: its descriptor and what fstat said of it."""
 
-    data: bytes | None
-    md5: str
-    size: int
-    mtime_ns: int
+    fd: int
+    info: os.stat_result
+    deadline: float | None
+
+    @property
+    def facts(self) -> dict:
+        """The identity every Inspection of this file carries (size, mtime, device, inode)."""
+        return {"size": self.info.st_size, "mtime_ns": self.info.st_mtime_ns,
+                "device": self.info.st_dev, "inode": self.info.st_ino}
+
+
+class _TooSlow(Exception):
+    """The check ran past its time bound."""
 
 
 def _rejected(reason: str, size: int = 0, mtime_ns: int = 0, md5: str = "",
-              width: int | None = None, height: int | None = None) -> Inspection:
+              width: int | None = None, height: int | None = None,
+              device: int | None = None, inode: int | None = None) -> Inspection:
     """Build a refusal that resizing cannot fix."""
-    return Inspection(False, reason, size, mtime_ns, md5, width, height, oversized=False)
+    return Inspection(False, reason, size, mtime_ns, md5, width, height, oversized=False,
+                      device=device, inode=inode)
 
 
-def _read(path: Path) -> _Contents:
-    """Read the file once, hashing as we go; size and mtime come from the same open file.
+def _check_time(deadline: float | None) -> None:
+    """Raise _TooSlow once the deadline has passed."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise _TooSlow()
 
-    Raise OSError if the file cannot be opened or read.
+
+def _read(opened: _Opened) -> tuple[bytes | None, str]:
+    """Read the open file once (at most the size fstat gave), hashing as we go; return (bytes kept, md5).
+
+    The bytes are kept when the file is small enough, so the decode sees
+    exactly what was hashed. Raise OSError if reading fails, _TooSlow past the deadline.
     """
     digest = hashlib.md5()
     kept = bytearray()
-    with open(path, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        keep = info.st_size <= _BUFFER_LIMIT
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            if keep:
-                kept += chunk
-    data = bytes(kept) if keep else None
-    size = len(data) if data is not None else info.st_size
-    return _Contents(data, digest.hexdigest(), size, info.st_mtime_ns)
+    size = opened.info.st_size
+    keep = size <= _BUFFER_LIMIT
+    left = size
+    while left > 0:
+        chunk = os.pread(opened.fd, min(_CHUNK, left), size - left)
+        if not chunk:
+            break
+        digest.update(chunk)
+        if keep:
+            kept += chunk
+        left -= len(chunk)
+        _check_time(opened.deadline)
+    return (bytes(kept) if keep else None), digest.hexdigest()
 
 
 def _vips_message(error: pyvips.Error) -> str:
@@ -93,11 +135,36 @@ def _vips_message(error: pyvips.Error) -> str:
     return "; ".join(detail)[:200] or "unknown libvips error"
 
 
-def _load(path: Path, contents: _Contents) -> pyvips.Image:
-    """Open the image lazily, failing on truncation once pixels are read."""
-    if contents.data is not None:
-        return pyvips.Image.new_from_buffer(contents.data, "", access="sequential", fail_on="truncated")
-    return pyvips.Image.new_from_file(str(path), access="sequential", fail_on="truncated", revalidate=True)
+def _load(opened: _Opened, data: bytes | None) -> pyvips.Image:
+    """Open the image lazily (header only), failing on truncation once pixels are read."""
+    if data is not None:
+        return pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="truncated")
+    return pyvips.Image.new_from_source(_source(opened.fd), "", access="sequential", fail_on="truncated")
+
+
+def _source(fd: int) -> pyvips.Source:
+    """A libvips source reading the open file from its start (libvips reads a duplicate of the descriptor)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    return pyvips.Source.new_from_descriptor(fd)
+
+
+def _decode_all(image: pyvips.Image, deadline: float | None) -> None:
+    """Decode every pixel (truncation shows only then); tell libvips to stop at the deadline.
+
+    Raise pyvips.Error for a corrupt image, _TooSlow when stopped at the deadline.
+    """
+    if deadline is not None:
+        image.set_progress(True)
+
+        def on_eval(img: pyvips.Image, _progress: object) -> None:
+            if time.monotonic() > deadline:
+                img.set_kill(True)
+        image.signal_connect("eval", on_eval)
+    try:
+        image.avg()
+    except pyvips.Error:
+        _check_time(deadline)
+        raise
 
 
 def describe_extension(path: Path) -> str | None:
@@ -126,64 +193,107 @@ def limit_problems(size: int, width: int, height: int) -> list[str]:
     return problems
 
 
-def inspect_photo(path: Path) -> Inspection:
+def too_large_to_check(size: int, width: int, height: int) -> str | None:
+    """Given bytes and dimensions, return why the file is too large to be checked or resized at all, or None."""
+    if size > MAX_CHECK_BYTES:
+        return (f"the file is too large to check: {size / 2**20:.1f} MiB "
+                f"(skylab-watch reads at most {MAX_CHECK_BYTES // 2**20} MiB)")
+    if width * height > MAX_CHECK_PIXELS:
+        return (f"the image declares too many pixels to decode safely: {width * height / 1e6:.1f} MP "
+                f"({width} x {height}; skylab-watch decodes at most {MAX_CHECK_PIXELS / 1e6:g} MP, "
+                f"Studio accepts {MAX_PIXELS / 1e6:g} MP)")
+    return None
+
+
+def inspect_photo(path: Path, time_bound: float | None = None, decode_oversized: bool = True) -> Inspection:
     """Given a settled file, return whether Studio will accept it and, if not, why.
 
-    Never raises for a bad file: unreadable, vanished or corrupt files come
-    back as `ok=False` with a reason. The md5 covers exactly the bytes that
-    were decoded (for files up to ~96 MiB), so the uploader can trust it.
+    Never raises for a bad file: unreadable, vanished, swapped or corrupt
+    files come back as `ok=False` with a reason. The md5 covers exactly the
+    bytes that were decoded (for files up to ~96 MiB), so the uploader can
+    trust it. `time_bound` (seconds) caps the whole check; past it the file
+    is refused. `decode_oversized=False` skips the decode of a file that
+    breaks Studio's limits (it will be refused anyway; nothing will resize it).
     """
     path = Path(path)
+    deadline = None if time_bound is None else time.monotonic() + time_bound
     try:
-        info = os.lstat(path)
+        fd, info = open_plain_file(path)
     except FileNotFoundError:
         return _rejected(VANISHED)
+    except NotPlainFile:
+        return _rejected("not a regular file (a folder, link or device)")
+    except PermissionError:
+        return _rejected(NO_PERMISSION)
     except OSError as exc:
         return _rejected(f"the file cannot be read: {exc.strerror or exc}")
-    if not stat.S_ISREG(info.st_mode):
-        return _rejected("not a regular file (a folder, link or device)", mtime_ns=info.st_mtime_ns)
+    opened = _Opened(fd, info, deadline)
     try:
-        contents = _read(path)
-    except FileNotFoundError:
-        return _rejected(VANISHED)
+        return _judge(path, opened, decode_oversized)
+    except _TooSlow:
+        return _rejected(too_slow_reason(time_bound or 0.0), **opened.facts)
     except OSError as exc:
-        return _rejected(f"the file cannot be read: {exc.strerror or exc}", info.st_size, info.st_mtime_ns)
-    return _judge(path, contents)
+        if isinstance(exc, PermissionError):
+            return _rejected(NO_PERMISSION, **opened.facts)
+        return _rejected(f"the file cannot be read: {exc.strerror or exc}", **opened.facts)
+    finally:
+        os.close(fd)
 
 
-def _judge(path: Path, contents: _Contents) -> Inspection:
-    """Apply the content checks, in order, to a file that was read successfully."""
-    facts = (contents.size, contents.mtime_ns, contents.md5)
-    if contents.size == 0:
-        return _rejected("the file is empty (0 bytes)", *facts)
-    extension_problem = describe_extension(path)
-    if extension_problem:
-        return _rejected(extension_problem, *facts)
+def too_slow_reason(seconds: float) -> str:
+    """The reason given for a file whose check ran past its time bound."""
+    return (f"checking the file took longer than {seconds:g} s (an image too costly to decode, or a very slow "
+            "disk); it was skipped so other photos could go on")
+
+
+def _judge(path: Path, opened: _Opened, decode_oversized: bool) -> Inspection:
+    """Apply the checks, cheapest first, to a file that is open: size, type, header, limits, then pixels."""
+    facts = opened.facts
+    if facts["size"] == 0:
+        return _rejected("the file is empty (0 bytes)", **facts)
+    problem = describe_extension(path) or too_large_to_check(facts["size"], 0, 0)
+    if problem:
+        return _rejected(problem, **facts)
     try:
-        image = _load(path, contents)
+        header = _load(opened, None)
     except pyvips.Error as exc:
-        return _rejected(f"not a readable image: {_vips_message(exc)}", *facts)
-    width, height = image.width, image.height
-    try:
-        image.avg()
-    except pyvips.Error as exc:
-        return _rejected(f"the image is truncated or corrupt: {_vips_message(exc)}", *facts, width, height)
-    problems = limit_problems(contents.size, width, height)
+        return _rejected(f"not a readable image: {_vips_message(exc)}", **facts)
+    width, height = header.width, header.height
+    too_large = too_large_to_check(facts["size"], width, height)
+    if too_large:
+        return _rejected(too_large, width=width, height=height, **facts)
+    data, md5 = _read(opened)
+    problems = limit_problems(facts["size"], width, height)
+    if not problems or decode_oversized:
+        try:
+            _decode_all(_load(opened, data), opened.deadline)
+        except pyvips.Error as exc:
+            return _rejected(f"the image is truncated or corrupt: {_vips_message(exc)}", md5=md5,
+                             width=width, height=height, **facts)
     if problems:
-        return Inspection(False, "; ".join(problems), *facts, width, height, oversized=True)
-    return Inspection(True, None, *facts, width, height, oversized=False)
+        return Inspection(False, "; ".join(problems), md5=md5, width=width, height=height, oversized=True,
+                          **facts)
+    return Inspection(True, None, md5=md5, width=width, height=height, oversized=False, **facts)
 
 
 def header_readable(path: Path) -> bool:
-    """Return True if libvips can read the image header (type and dimensions).
+    """Return True if libvips can read the image header (type and dimensions) of the plain file at `path`.
 
     Part of settling: a file whose size has stopped changing but whose header
     is still unreadable is probably being written by a slow or paused copy.
+    The file is opened without following links or blocking, so a FIFO or a
+    link swapped in meanwhile is "not readable", never a hang.
     """
     try:
-        pyvips.Image.new_from_file(str(path), access="sequential", revalidate=True)
-    except Exception:  # noqa: BLE001 - any failure (libvips, OS, an unencodable name) means "not yet"
+        fd, _info = open_plain_file(path)
+    except OSError:
         return False
+    try:
+        pyvips.Image.new_from_source(_source(fd), "", access="sequential")
+    except Exception:  # noqa: BLE001 - any failure (libvips, OS) means "not yet"
+        return False
+    finally:
+        os.close(fd)
     return True
 
 
@@ -199,7 +309,11 @@ def make_resized_copy(path: Path, dest: Path) -> Inspection:
     """
     path, dest = Path(path), Path(dest)
     try:
-        data = _fitting_bytes(path)
+        fd, _info = open_plain_file(path)
+        try:
+            data = _fitting_bytes(fd)
+        finally:
+            os.close(fd)
         _write_atomically(dest, data)
     except (pyvips.Error, OSError, ValueError) as exc:
         detail = _vips_message(exc) if isinstance(exc, pyvips.Error) else str(exc)
@@ -211,9 +325,12 @@ def make_resized_copy(path: Path, dest: Path) -> Inspection:
 _FORMATS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp"}
 
 
-def _fitting_bytes(path: Path) -> bytes:
-    """Encode ever smaller or lower-quality versions until one fits every limit."""
-    header = pyvips.Image.new_from_file(str(path), revalidate=True)
+def _fitting_bytes(fd: int) -> bytes:
+    """Encode ever smaller or lower-quality versions of the open file until one fits every limit."""
+    header = pyvips.Image.new_from_source(_source(fd), "")
+    too_large = too_large_to_check(0, header.width, header.height)
+    if too_large:
+        raise ValueError(too_large)
     loader = header.get("vips-loader")
     suffix = next((s for name, s in _FORMATS.items() if loader.startswith(name)), None)
     if suffix is None:
@@ -221,7 +338,7 @@ def _fitting_bytes(path: Path) -> bytes:
     upright = _upright_size(header)
     scale, quality = _fitting_scale(*upright), 92
     for _ in range(12):
-        image = _scaled(path, upright, scale)
+        image = _scaled(fd, upright, scale)
         if limit_problems(0, image.width, image.height):
             scale *= 0.995  # rounding up the box overshot a limit by a pixel
             continue
@@ -248,15 +365,15 @@ def _upright_size(header: pyvips.Image) -> tuple[int, int]:
     return header.width, header.height
 
 
-def _scaled(path: Path, upright: tuple[int, int], scale: float) -> pyvips.Image:
-    """Thumbnail the file (autorotated) into a box `scale` times its upright size.
+def _scaled(fd: int, upright: tuple[int, int], scale: float) -> pyvips.Image:
+    """Thumbnail the open file (autorotated) into a box `scale` times its upright size.
 
     The box is rounded up so the long side really reaches the limit; the
     caller checks the result and shrinks a little if rounding overshot.
     """
     box_w = min(MAX_SIDE, max(1, math.ceil(upright[0] * scale)))
     box_h = min(MAX_SIDE, max(1, math.ceil(upright[1] * scale)))
-    return pyvips.Image.thumbnail(str(path), box_w, height=box_h, size="down")
+    return pyvips.Image.thumbnail_source(_source(fd), box_w, height=box_h, size="down")
 
 
 def _encode(image: pyvips.Image, suffix: str, quality: int) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -52,8 +53,20 @@ V3_DDL = (V2_DDL.replace("trouble_since REAL,\n    UNIQUE",
                          "trouble_since REAL, device INTEGER, inode INTEGER,\n    UNIQUE")
           + "CREATE TABLE callback_replays (signature TEXT PRIMARY KEY, seen_at REAL NOT NULL);\n")
 
+V4_DDL = (V3_DDL.replace("device INTEGER, inode INTEGER,\n    UNIQUE",
+                         "device INTEGER, inode INTEGER, delivered_at REAL,\n    UNIQUE")
+          + """CREATE TABLE notice_history (
+    id INTEGER PRIMARY KEY, key TEXT NOT NULL, message TEXT NOT NULL, raised_at REAL NOT NULL, cleared_at REAL);
+CREATE INDEX notice_history_by_time ON notice_history (raised_at);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY, event TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL, created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_try_at REAL NOT NULL, last_error TEXT, sent_at REAL);
+CREATE INDEX alerts_unsent ON alerts (sent_at, next_try_at);
+CREATE TABLE paused_watches (watch TEXT PRIMARY KEY, reason TEXT NOT NULL, since REAL NOT NULL);
+""")
+
 # The DDL of every schema version: 0 is a new, empty file.
-SCHEMA_AT = {0: "", 1: V1_DDL, 2: V2_DDL, 3: V3_DDL}
+SCHEMA_AT = {0: "", 1: V1_DDL, 2: V2_DDL, 3: V3_DDL, 4: V4_DDL}
 
 # Rows written into a ledger of each old version, to check a migration keeps them.
 ROWS_AT = {
@@ -70,6 +83,7 @@ INSERT INTO notices (key, message, since) VALUES ('credits', 'out of credits', 1
 }
 ROWS_AT[2] = ROWS_AT[1]
 ROWS_AT[3] = ROWS_AT[1]
+ROWS_AT[4] = ROWS_AT[1]
 
 
 @pytest.fixture
@@ -380,3 +394,21 @@ def test_a_callback_signature_is_accepted_once_even_after_the_ledger_is_reopened
         assert again.first_sight_of_callback("sig-a", now=2000.0, keep_seconds=300) is True
     finally:
         again.close()
+
+
+def test_a_notice_raised_and_cleared_stays_in_its_history(ledger: Ledger) -> None:
+    before = time.time() - 1
+    assert ledger.set_notice("credits", "out of credits") is True
+    assert ledger.set_notice("credits", "out of credits") is False
+    assert ledger.clear_notice("credits") is True
+    assert ledger.clear_notice("credits") is False
+    [(key, message, raised, cleared)] = ledger.notice_history(since=before)
+    assert (key, message) == ("credits", "out of credits") and cleared is not None and cleared >= raised
+
+
+def test_a_photo_moved_to_delivered_records_when(ledger: Ledger) -> None:
+    photo = ledger.add_photo("w", "a.jpg", 1, 1, "m", "ready")
+    assert photo.delivered_at is None
+    for state in ("batched", "uploading", "uploaded", "queued", "delivering", "delivered"):
+        ledger.update_photo(photo.id, state=state)
+    assert ledger.get_photo(photo.id).delivered_at is not None

@@ -41,6 +41,8 @@ ROWS = {
     "the watch's input folder is gone (share unmounted?)": "test_a_vanished_watch_folder_pauses_the_upload",
     "the original was moved or deleted": "test_a_deleted_original_fails_naming_watch_and_file",
     "a name the filesystem cannot hold": "test_a_name_the_filesystem_cannot_hold_fails_the_photo",
+    "a symbolic link in the output folder where an output must go":
+        "test_a_link_in_the_output_tree_fails_the_photo_and_nothing_is_written_through_it",
     "the output disk refuses writes": "test_an_output_disk_that_refuses_writes_pauses_with_a_notice",
     "a passing I/O fault (EIO, ESTALE, timeout)": "test_passing_io_faults_are_retried",
     "a file that is not there": "test_a_missing_file_fails",
@@ -292,6 +294,22 @@ def test_an_output_disk_that_refuses_writes_pauses_with_a_notice(stage, plain_em
     (stage.tmp / "w" / "out").unlink()
     assert deliver_guarded(stage.ctx, stage.photo(photo), url, _look()) == "done"
     assert "output:w" not in stage.ledger.notices(), "the notice ends with its cause"
+
+
+def test_a_link_in_the_output_tree_fails_the_photo_and_nothing_is_written_through_it(stage, plain_emulator):
+    photo = stage.add_photo("sub/a.jpg")
+    job = stage.created_job()
+    assert uploader.upload_photo(stage.ctx, photo) == "uploaded"
+    jobs.queue_uploaded_job(stage.ctx, stage.ledger.get_job(job.id))
+    url = wait_for(lambda: stage.studio.read_photo(stage.photo(photo).studio_id).result_url, what="the result")
+    elsewhere = stage.tmp / "elsewhere"
+    elsewhere.mkdir()
+    (stage.tmp / "w" / "out" / "sub").symlink_to(elsewhere)
+    assert deliver_guarded(stage.ctx, stage.photo(photo), url, _look()) == "failed"
+    assert list(elsewhere.iterdir()) == []
+    reason = stage.photo(photo).reason
+    assert reason.startswith("w: sub/a.jpg: ") and str(stage.tmp / "w" / "out" / "sub") in reason
+    assert "output:w" not in stage.ledger.notices(), "a link is the photo's failure, not a disk pause"
 
 
 # ---------------------------------------------------------------- faults of the machine itself
