@@ -13,6 +13,7 @@ daemon's user (e.g. `sudo -u skylab-watch skylab-watch doctor ...`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -25,6 +26,8 @@ from skylab_watch.config.folders import watch_folder_problems
 from skylab_watch.errors import LedgerError, Problem
 from skylab_watch.ledger import Ledger
 from skylab_watch.ledger.db import NETWORK_FILESYSTEMS, filesystem_type, refuse_network_filesystem
+from skylab_watch.printable import printable
+from skylab_watch.redaction import SecretMasker
 from skylab_watch.startup import make_client
 from skylab_watch.studio import AuthError, RetryPolicy, StudioClient, StudioError, TransportError
 from skylab_watch.studio.transport import Guard
@@ -84,13 +87,27 @@ def run_checks(config: Config, mounts_file: str = "/proc/self/mounts",
         ("disk space", lambda: check_disk_space(config, min_free_bytes)),
         ("network filesystem", lambda: check_network_filesystems(config, mounts_file)),
         ("inotify", lambda: check_inotify(config, limit)),
+        ("secrets", lambda: check_secrets(config)),
     ]
     for check, run in checks:
         try:
             findings += run()
         except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others
             findings.append(_crashed(check, exc))
-    return findings
+    return masked(findings, config)
+
+
+def masked(findings: list[Finding], config: Config) -> list[Finding]:
+    """Return the findings with the config's secrets and any URL query masked, control characters escaped.
+
+    Findings quote what others said (Studio's error message, an OS error on
+    a file name): a server that echoes the X-SLT-API-KEY header back into an
+    error body must not get the key printed on the operator's screen.
+    """
+    masker = SecretMasker([config.studio.api_key, config.callback.secret if config.callback else None])
+    def clean(text: str) -> str:
+        return printable(masker.clean(text))
+    return [dataclasses.replace(f, detail=clean(f.detail), fix=f.fix and clean(f.fix)) for f in findings]
 
 
 def _crashed(check: str, exc: Exception) -> Finding:
@@ -337,6 +354,15 @@ def check_inotify(config: Config, limit: int | None) -> list[Finding]:
         f"run `sysctl fs.inotify.max_user_watches={suggested}` and persist it with a line "
         f"`fs.inotify.max_user_watches={suggested}` in /etc/sysctl.d/90-skylab-watch.conf; "
         "or set observer: polling on the biggest watch")]
+
+
+# --- secrets ---------------------------------------------------------------------
+
+def check_secrets(config: Config) -> list[Finding]:
+    """Warn for each file holding a secret that others can read (found when the config was loaded)."""
+    findings = [Finding("secrets", WARN, f"{w.message} ({w.path})", w.fix) for w in config.warnings]
+    return findings or [Finding("secrets", OK, "no file holding the API key or the callback secret "
+                                               "is readable by others")]
 
 
 # --- helpers ---------------------------------------------------------------------

@@ -45,6 +45,7 @@ def write_config(tmp: Path, url: str, watches: list[dict[str, Any]], **top: Any)
     doc.update(top)
     path = tmp / "config.yaml"
     path.write_text(yaml.safe_dump(doc))
+    path.chmod(0o600)  # it holds the key inline: readable by others, it would get a warning
     return path
 
 

@@ -47,6 +47,7 @@ def write(folder: Path, data: object, name: str = "config.yaml") -> Path:
     """Write `data` (a document, or YAML text) to a file in `folder`; return its path."""
     path = folder / name
     path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+    path.chmod(0o600)  # as a config holding a key should be (others reading it gets a warning)
     return path
 
 
@@ -452,7 +453,7 @@ def test_api_key_inline_wins_over_every_other_source(base: Path) -> None:
     key_file(creds, "api_key", "from-creds")
     key_file(base, "key.txt", "from-file")
     env = {"SKYLAB_API_KEY": "from-env", "CREDENTIALS_DIRECTORY": str(creds)}
-    assert studio_key(base, {"api_key": "inline", "api_key_file": "key.txt"}, env) == "inline"
+    assert studio_key(base, {"api_key": "inline-key", "api_key_file": "key.txt"}, env) == "inline-key"
     assert studio_key(base, {"api_key_file": "key.txt"}, env) == "from-file"
     assert studio_key(base, {}, env) == "from-env"
     assert studio_key(base, {}, {"CREDENTIALS_DIRECTORY": str(creds)}) == "from-creds"
@@ -665,9 +666,10 @@ def test_example_file_describes_every_key_with_its_default() -> None:
 
 def test_example_file_parses_as_is(tmp_path: Path) -> None:
     text = in_tmp(EXAMPLE.read_text(), tmp_path)
-    config = parse_config(yaml.safe_load(text), "example", tmp_path, env={"SKYLAB_API_KEY": "k"})
+    config = parse_config(yaml.safe_load(text), "example", tmp_path, env={"SKYLAB_API_KEY": "key-from-env"})
     assert [w.name for w in config.watches] == ["packshots"] and config.callback is None
-    structural = parse_config(yaml.safe_load(EXAMPLE.read_text()), env={"SKYLAB_API_KEY": "k"}, check_paths=False)
+    structural = parse_config(yaml.safe_load(EXAMPLE.read_text()), env={"SKYLAB_API_KEY": "key-from-env"},
+                              check_paths=False)
     assert structural.watches[0].input == Path("/srv/studio/in/packshots")
 
 

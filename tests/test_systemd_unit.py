@@ -33,6 +33,7 @@ HARDENING_KEYS = frozenset({
     "LockPersonality", "MemoryDenyWriteExecute", "SystemCallArchitectures", "SystemCallFilter",
     "SystemCallErrorNumber", "CapabilityBoundingSet", "AmbientCapabilities", "UMask", "RemoveIPC",
     "PrivateIPC", "KeyringMode", "PrivateUsers", "IPAddressDeny", "IPAddressAllow",
+    "MemoryHigh", "MemoryMax", "TasksMax",
 })
 
 # systemd-analyze output, stable whatever the caller's environment: warnings
@@ -167,7 +168,8 @@ def test_unit_passes_systemd_analyze_verify(tmp_path):
     ("ProtectSystem=strict", "ProtectSytem=strict"),
     ("WatchdogSec=5min", "WatchdogSec=five minutes"),
     (SHIPPED_EXECUTABLE, "/nonexistent/skylab-watch"),
-], ids=["bad-value", "misspelt-key", "bad-duration", "missing-executable"])
+    ("MemoryMax=1536M", "MemoryMax=lots"),
+], ids=["bad-value", "misspelt-key", "bad-duration", "missing-executable", "bad-size"])
 def test_verify_check_catches_a_broken_unit(tmp_path, old, new):
     text = UNIT.read_text(encoding="utf-8")
     assert old in text
@@ -277,3 +279,63 @@ def test_the_stop_grace_is_one_figure_in_the_code_the_readmes_and_the_unit(unit_
     assert f"a grace of {grace}" in " ".join(UNIT.read_text(encoding="utf-8").split())
     [stop] = values(unit_sections["Service"], "TimeoutStopSec")
     assert int(stop) >= STOP_GRACE_SECONDS + 5 + 10, "room for the grace, the exit and a slow disk"
+
+
+# --- limits (issue 11) -----------------------------------------------------
+
+MEASURED_PEAK_BYTES = 200 << 20
+"""Peak memory measured for 8 photos of 27 MP at the default concurrency with VIPS_CONCURRENCY=4
+(systemd/README.md, "Limits"); the limits must leave the daemon several times that."""
+MEASURED_PEAK_THREADS = 40
+
+
+def size_in_bytes(value: str) -> int:
+    """Given a systemd size (1536M, 1G, 512K, or plain bytes), return bytes."""
+    match = re.fullmatch(r"(\d+)([KMGT]?)", value)
+    assert match, f"not a plain size: {value}"
+    return int(match.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30, "T": 40}[match.group(2)]
+
+
+def test_unit_caps_memory_well_above_the_measured_peak(unit_sections):
+    service = unit_sections["Service"]
+    [high], [most] = values(service, "MemoryHigh"), values(service, "MemoryMax")
+    assert 4 * MEASURED_PEAK_BYTES <= size_in_bytes(high) < size_in_bytes(most) <= 4 << 30
+    assert "VIPS_CONCURRENCY=4" in values(service, "Environment"), "what keeps the peak the same on any machine"
+
+
+def test_unit_caps_tasks_well_above_the_measured_threads(unit_sections):
+    [tasks] = values(unit_sections["Service"], "TasksMax")
+    assert 4 * MEASURED_PEAK_THREADS <= int(tasks) <= 4096
+
+
+def test_unit_umask_keeps_outputs_group_readable_and_closed_to_others(unit_sections):
+    [umask] = values(unit_sections["Service"], "UMask")
+    mask = int(umask, 8)
+    assert mask & 0o070 == 0o020, "the group reads (and enters folders), never writes"
+    assert mask & 0o007 == 0o007, "other users get nothing"
+
+
+def test_every_limit_is_explained_in_the_systemd_readme():
+    readme = (SYSTEMD_DIR / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Limits"):]
+    for name in ("MemoryHigh=", "MemoryMax=", "TasksMax=", "UMask=", "VIPS_CONCURRENCY="):
+        assert name in section, f"{name} is not explained under Limits"
+
+
+def test_a_run_under_the_unit_umask_and_vips_setting_writes_group_readable_outputs(tmp_path, unit_sections):
+    from support import make_image, plain_studio
+    from daemon_helpers import REPO, write_config
+    service = unit_sections["Service"]
+    [umask] = values(service, "UMask")
+    env = dict(v.split("=", 1) for v in values(service, "Environment"))
+    with plain_studio() as emu:
+        cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": tmp_path / "in", "output": tmp_path / "out",
+                                                "profile": "plain"}])
+        make_image(tmp_path / "in" / "a.jpg")
+        proc = subprocess.run([sys.executable, "-m", "skylab_watch", "run", "--config", str(cfg), "--once"],
+                              env={**os.environ, **env, "PYTHONPATH": str(REPO)}, cwd=str(REPO),
+                              preexec_fn=lambda: os.umask(int(umask, 8)), capture_output=True, text=True,
+                              timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    output = tmp_path / "out" / "a.jpg"
+    assert output.stat().st_mode & 0o777 == 0o640

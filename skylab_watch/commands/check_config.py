@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
         print(exc.report(), file=sys.stderr)
         return 1
     print(describe_config(config))
+    for warning in config.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print("configuration OK")
     return 0
 

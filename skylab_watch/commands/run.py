@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     secrets = [config.studio.api_key] + ([config.callback.secret] if config.callback else [])
     setup_logging(args.log_level or config.log_level, args.log_format or config.log_format, secrets)
+    for warning in config.warnings:
+        log.warning("%s: %s", args.config, warning)
     stop = threading.Event()
     try:
         with LedgerLock(config.ledger):

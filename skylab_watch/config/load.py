@@ -48,7 +48,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None, *, check
                           source) from None
     data = _parse_yaml(text, source)
     config = parse_config(data, source, file.parent, env, check_paths=check_paths, need_secrets=need_secrets)
-    return dataclasses.replace(config, source=file)
+    return dataclasses.replace(config, source=file, warnings=exposed_secret_warnings(file, data, config))
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -140,22 +140,38 @@ def _record_of(option: Option) -> type:
 
 # --- where secrets come from -------------------------------------------------
 
+MIN_API_KEY_LENGTH = 8
+"""Shorter than this, an API key is a typo or a placeholder ("x", "test"), never a Studio key.
+
+Refusing it at load turns a puzzling 401 into a clear config error, and it
+means the key can always be masked wherever it appears in a log line
+(see redaction.SHORTEST_SUBSTRING_SECRET)."""
+
+
 def find_api_key(studio: Any, env: Mapping[str, str], checker: SchemaChecker) -> Any:
     """Return the API key from the first source that has one:
     studio.api_key, studio.api_key_file, $SKYLAB_API_KEY, $CREDENTIALS_DIRECTORY/api_key.
     """
     if studio is INVALID or studio["api_key"] is INVALID or studio["api_key_file"] is INVALID:
         return INVALID
-    if studio["api_key"]:
-        return studio["api_key"]
-    if studio["api_key_file"]:
-        return checker.read_secret(studio["api_key_file"], "studio.api_key_file", "API key")
-    if env.get("SKYLAB_API_KEY", "").strip():
-        return env["SKYLAB_API_KEY"].strip()
     credentials = env.get("CREDENTIALS_DIRECTORY")
-    if credentials and (Path(credentials) / "api_key").is_file():
-        return checker.read_secret(Path(credentials) / "api_key", "studio.api_key", "API key")
-    return checker.fail("studio.api_key", NO_API_KEY)
+    if studio["api_key"]:
+        key, path, where = studio["api_key"], "studio.api_key", ""
+    elif studio["api_key_file"]:
+        key = checker.read_secret(studio["api_key_file"], "studio.api_key_file", "API key")
+        path, where = "studio.api_key_file", f" in {studio['api_key_file']}"
+    elif env.get("SKYLAB_API_KEY", "").strip():
+        key, path, where = env["SKYLAB_API_KEY"].strip(), "studio.api_key", " in $SKYLAB_API_KEY"
+    elif credentials and (Path(credentials) / "api_key").is_file():
+        key = checker.read_secret(Path(credentials) / "api_key", "studio.api_key", "API key")
+        path, where = "studio.api_key", " in the systemd credential api_key"
+    else:
+        return checker.fail("studio.api_key", NO_API_KEY)
+    if isinstance(key, str) and len(key) < MIN_API_KEY_LENGTH:
+        return checker.fail(path, f"the API key{where} is {len(key)} character(s) long: too short to be a "
+                                  f"Studio API key (at least {MIN_API_KEY_LENGTH})",
+                            "copy the key again from Studio's account settings")
+    return key
 
 
 def find_callback_secret(callback: Any, checker: SchemaChecker) -> Any:
@@ -188,3 +204,48 @@ def notifier_problems(notify: Any) -> list[Problem]:
     return [Problem(f"notify.urls[{i}]", "apprise does not understand this URL (the URL is not shown: it may "
                                           "hold a token)", "see https://github.com/caronc/apprise/wiki for the formats")
             for i, target in enumerate(notify["urls"]) if apprise.Apprise.instantiate(target.url) is None]
+
+
+# --- secrets that others can read ---------------------------------------------
+
+def exposed_secret_warnings(file: Path, data: object, config: Config) -> tuple[Problem, ...]:
+    """Given the config file, its document and its Config, return a warning for each secret others can read.
+
+    The config file holding a key inline (studio.api_key, callback.secret) is
+    flagged when every user can read it (group-readable is the documented
+    way to share it with the daemon's group); a file that exists only to hold
+    a key (studio.api_key_file, callback.secret_file) when its group or
+    others can. Mode bits, not access checks, so the verdict is the same when
+    root runs the command.
+    """
+    warnings = []
+    for path, what in (("studio.api_key", "the API key"), ("callback.secret", "the callback secret")):
+        if _inline_value(data, path):
+            warnings += _readable_warning(file, path, 0o004, f"{what} is inline in {file}",
+                                          " (or move it to its own file, see *_file)")
+    files = (("studio.api_key_file", "the API key", config.studio.api_key_file),
+             ("callback.secret_file", "the callback secret", config.callback.secret_file if config.callback else None))
+    for path, what, secret_file in files:
+        if secret_file is not None:
+            warnings += _readable_warning(secret_file, path, 0o044, f"{secret_file} holds {what}")
+    return tuple(warnings)
+
+
+def _inline_value(data: object, path: str) -> bool:
+    """Return True when the document gives a value at `path` (a dotted key path of two parts)."""
+    section, key = path.split(".")
+    part = data.get(section) if isinstance(data, dict) else None
+    return isinstance(part, dict) and bool(part.get(key))
+
+
+def _readable_warning(file: Path, path: str, forbidden: int, subject: str, also: str = "") -> list[Problem]:
+    """Return a warning when `file`'s mode has any of the `forbidden` read bits, else []."""
+    try:
+        mode = file.stat().st_mode & 0o777
+    except OSError:
+        return []  # unreadable or missing: loading reports it if it matters
+    if not mode & forbidden:
+        return []
+    who = " and ".join(name for bit, name in ((0o040, "its group"), (0o004, "every user")) if mode & forbidden & bit)
+    return [Problem(path, f"{subject}: {who} can read it (mode {mode:04o})",
+                    f"run `chmod 600 {file}`, owned by the user the daemon runs as{also}")]

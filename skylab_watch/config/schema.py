@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from skylab_watch.errors import Problem
+
 
 class _Required:
     """Marker default of an option the user must set."""
@@ -363,6 +365,8 @@ class Config:
     notify: NotifyConfig | None = section(NotifyConfig, optional=True)
     logging: LoggingConfig = section(LoggingConfig)
     source: Path | None = None
+    # What loading found worth a warning but not a refusal (a secret that others can read).
+    warnings: tuple[Problem, ...] = ()
 
     # Short names the rest of the program reads; each is the one key it names.
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from skylab_watch.errors import SkylabWatchError
+from skylab_watch.redaction import redact_query_values
 
 
 class StudioError(SkylabWatchError):
@@ -21,13 +22,15 @@ class StudioError(SkylabWatchError):
     retry_after: float | None = None
 
     def __init__(self, message: str, status: int | None = None, method: str = "", url: str = "") -> None:
-        self.message = message
+        # Transport errors quote the request's URL (requests: "Max retries exceeded with url: /x?sig=...");
+        # the message reaches the ledger and `status`, so a presigned query never stays in it.
+        self.message = redact_query_values(message)
         self.status = status
         self.method = method
-        self.url = url
-        where = f" ({method} {url})" if method else ""
+        self.url = redact_query_values(url)
+        where = f" ({method} {self.url})" if method else ""
         code = f"{status}: " if status is not None else ""
-        super().__init__(f"{code}{message}{where}")
+        super().__init__(f"{code}{self.message}{where}")
 
 
 class AuthError(StudioError):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 from typing import Any, Mapping
 
 from typing import BinaryIO
@@ -19,14 +18,14 @@ from typing import BinaryIO
 import requests
 import urllib3
 
+from skylab_watch.redaction import REDACTED, redact_query_values
 from skylab_watch.studio.errors import TransportError
 from skylab_watch.studio.transport import bounded_session
 
 log = logging.getLogger("skylab_watch.studio")
 
-REDACTED = "[redacted]"
-_SECRET_HEADERS = frozenset({"x-slt-api-key", "authorization", "x-skylab-signature"})
-_SECRET_QUERY = re.compile(r"((?:signature|sig|x-amz-signature|token)=)[^&\s]+", re.IGNORECASE)
+_SECRET_HEADERS = frozenset({"x-slt-api-key", "authorization", "proxy-authorization", "x-skylab-signature",
+                             "x-amz-security-token", "cookie", "set-cookie"})
 _LOG_BODY_LIMIT = 2000
 
 
@@ -36,8 +35,14 @@ def redact_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 def redact_url(url: str) -> str:
-    """Return `url` with presigned signatures replaced, so logs never hold a usable upload URL."""
-    return _SECRET_QUERY.sub(lambda m: m.group(1) + REDACTED, url)
+    """Return `url` with every query value replaced, so no line holds a usable presigned URL.
+
+    Every value, not only the signature: X-Amz-Credential and
+    X-Amz-Security-Token are secrets too, and a store may name them otherwise.
+    The log filter does the same to every line; this keeps the client's own
+    lines and error messages safe wherever else they are shown.
+    """
+    return redact_query_values(url)
 
 
 API_BODY_LIMIT = 8 << 20
