@@ -13,7 +13,7 @@ from skylab_watch.errors import ConfigError
 
 def _doc(tmp: Path, notify: object) -> dict:
     (tmp / "in").mkdir(exist_ok=True)
-    return {"studio": {"api_key": "k"}, "ledger": str(tmp / "l.sqlite3"), "notify": notify,
+    return {"studio": {"api_key": "test-key-123"}, "ledger": str(tmp / "l.sqlite3"), "notify": notify,
             "watches": [{"name": "w", "input": str(tmp / "in"), "output": str(tmp / "out"), "profile": 1}]}
 
 
