@@ -18,6 +18,8 @@ from skylab_watch import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("skylab_watch.commands.run", "watch the configured folders and process photos"),
     "status": ("skylab_watch.commands.status", "show what the ledger knows: counts, open jobs, failures"),
+    "report": ("skylab_watch.commands.report",
+               "the morning report: per watch, what was found, delivered, rejected and failed, and why"),
     "retry": ("skylab_watch.commands.retry", "send failed photos again in a new job"),
     "check-config": ("skylab_watch.commands.check_config", "validate a configuration file and exit"),
     "doctor": ("skylab_watch.commands.doctor", "check the API, profiles, folders, ledger and disk"),

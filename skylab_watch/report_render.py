@@ -1,0 +1,123 @@
+"""The morning report in words: plain text for a terminal or an e-mail body, HTML for an e-mail's HTML part.
+
+Both renderings show the same figures (`skylab_watch.report.Report`). Names,
+paths, reasons and notice messages come from folders anyone can write into,
+so control characters in them are shown escaped (`\\x1b`, `\\u202e`): a file
+name can neither move a terminal's cursor nor reorder a line. In HTML every
+such text is escaped as well. (This branch has no shared `printable`
+module yet; `printable` below is the local helper.)
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+from skylab_watch.report import NoticeEntry, Report, WatchFigures
+
+__all__ = ["render_text", "render_html", "printable", "duration"]
+
+
+def printable(text: str) -> str:
+    """Return `text` with every non-printable character (controls, bidi overrides) written as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def duration(seconds: float | None) -> str:
+    """Return `42 s`, `3 min 5 s` or `2 h 10 min`; `-` for None."""
+    if seconds is None:
+        return "-"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60} s"
+    return f"{whole // 3600} h {whole % 3600 // 60} min"
+
+
+def _clock(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp))
+
+
+def _window(report: Report) -> str:
+    return f"{_clock(report.since)} to {_clock(report.until)}"
+
+
+def _counts_line(w: WatchFigures) -> str:
+    """Return `5 found, 4 sent, 3 delivered, 1 rejected, 0 duplicates, 1 failed; 2 jobs (1 failed)`."""
+    counts = (f"{w.found} found, {w.sent} sent, {w.delivered} delivered, {w.rejected} rejected, "
+              f"{w.duplicates} duplicate(s), {w.failed} failed")
+    return f"{counts}; {w.jobs} job(s) ({w.jobs_failed} failed)"
+
+
+def _timing_line(w: WatchFigures) -> str:
+    """Return `waited: median 12 s, longest 40 s; 180.0 delivered per hour`."""
+    return (f"waited: median {duration(w.waited_median)}, longest {duration(w.waited_longest)}; "
+            f"{w.per_hour:g} delivered per hour")
+
+
+def _notice_line(n: NoticeEntry) -> str:
+    """Return one notice as `<message> (raised 01:10, cleared 01:40)` or `(raised 01:10, still standing)`."""
+    end = f"cleared {_clock(n.cleared_at)}" if n.cleared_at else "still standing"
+    return f"{n.message} (raised {_clock(n.raised_at)}, {end})"
+
+
+def render_text(report: Report) -> str:
+    """Given a Report, return it as plain text: a heading, a block per watch, then the notices."""
+    lines = [f"skylab-watch report, {_window(report)}",
+             f"total: {report.total('delivered')} delivered, {report.total('rejected')} rejected, "
+             f"{report.total('failed')} failed"]
+    for w in report.watches:
+        lines += ["", f"{printable(w.name)}: {_counts_line(w)}", f"  {_timing_line(w)}"]
+        for p in w.problems:
+            lines.append(f"  {p.state}: {printable(p.path)}: {printable(p.reason)}")
+    if not report.watches:
+        lines += ["", "No watch did anything in this window."]
+    if report.notices:
+        lines += ["", "Notices:"]
+        lines += [f"  {printable(_notice_line(n))}" for n in report.notices]
+    return "\n".join(lines)
+
+
+def _h(text: str) -> str:
+    """Escape a text from the ledger for HTML, control characters first."""
+    return html.escape(printable(text), quote=True)
+
+
+_CELL = 'style="padding:2px 8px;border:1px solid #ccc;text-align:right"'
+_HEAD = 'style="padding:2px 8px;border:1px solid #ccc;text-align:left"'
+_COLUMNS = ("found", "sent", "delivered", "rejected", "duplicates", "failed", "jobs", "jobs failed",
+            "median wait", "longest wait", "per hour")
+
+
+def _row(w: WatchFigures) -> str:
+    values = [w.found, w.sent, w.delivered, w.rejected, w.duplicates, w.failed, w.jobs, w.jobs_failed,
+              duration(w.waited_median), duration(w.waited_longest), f"{w.per_hour:g}"]
+    cells = "".join(f"<td {_CELL}>{_h(str(v))}</td>" for v in values)
+    return f"<tr><th {_HEAD}>{_h(w.name)}</th>{cells}</tr>"
+
+
+def render_html(report: Report) -> str:
+    """Given a Report, return an HTML fragment (for an e-mail's HTML part) with the same figures as the text."""
+    head = "".join(f"<th {_HEAD}>{c}</th>" for c in ("watch", *_COLUMNS))
+    parts = [f"<h2>skylab-watch report, {_h(_window(report))}</h2>",
+             f"<p>total: {report.total('delivered')} delivered, {report.total('rejected')} rejected, "
+             f"{report.total('failed')} failed</p>",
+             f'<table style="border-collapse:collapse"><tr>{head}</tr>',
+             *(_row(w) for w in report.watches), "</table>"]
+    problems = report.problems
+    if problems:
+        items = "".join(f"<li>{_h(p.watch)}: {_h(p.state)}: <code>{_h(p.path)}</code>: {_h(p.reason)}</li>"
+                        for p in problems)
+        parts.append(f"<h3>Rejected and failed</h3><ul>{items}</ul>")
+    if report.notices:
+        items = "".join(f"<li>{_h(_notice_line(n))}</li>" for n in report.notices)
+        parts.append(f"<h3>Notices</h3><ul>{items}</ul>")
+    return "\n".join(parts)
