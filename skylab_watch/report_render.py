@@ -57,10 +57,24 @@ def _counts_line(w: WatchFigures) -> str:
     return f"{counts}; {w.jobs} job(s) ({w.jobs_failed} failed)"
 
 
-def _timing_line(w: WatchFigures) -> str:
-    """Return `waited: median 12 s, longest 40 s; 180.0 delivered per hour`."""
-    return (f"waited: median {duration(w.waited_median)}, longest {duration(w.waited_longest)}; "
-            f"{w.per_hour:g} delivered per hour")
+def _timing_line(w: WatchFigures, window: float) -> str:
+    """Return `waited: median 12 s, longest 40 s; 180 delivered per hour`.
+
+    Over a window shorter than an hour (a `--once` run) a rate per hour would
+    be a guess: the rate is given per minute, with the window's length.
+    """
+    if w.waited_median is None:
+        return "waited: nothing delivered"
+    waited = f"waited: median {duration(w.waited_median)}, longest {duration(w.waited_longest)}"
+    if window >= 3600:
+        return f"{waited}; {w.per_hour:g} delivered per hour"
+    return f"{waited}; {w.per_hour / 60:.1f} delivered per minute over {duration(window)}"
+
+
+def _reason(watch: str, path: str, reason: str) -> str:
+    """Return a reason without the `watch: path: ` it starts with when the line already names both."""
+    prefix = f"{watch}: {path}: "
+    return reason[len(prefix):] if reason.startswith(prefix) else reason
 
 
 def _notice_line(n: NoticeEntry) -> str:
@@ -75,9 +89,9 @@ def render_text(report: Report) -> str:
              f"total: {report.total('delivered')} delivered, {report.total('rejected')} rejected, "
              f"{report.total('failed')} failed"]
     for w in report.watches:
-        lines += ["", f"{printable(w.name)}: {_counts_line(w)}", f"  {_timing_line(w)}"]
+        lines += ["", f"{printable(w.name)}: {_counts_line(w)}", f"  {_timing_line(w, report.until - report.since)}"]
         for p in w.problems:
-            lines.append(f"  {p.state}: {printable(p.path)}: {printable(p.reason)}")
+            lines.append(f"  {p.state}: {printable(p.path)}: {printable(_reason(p.watch, p.path, p.reason))}")
     if not report.watches:
         lines += ["", "No watch did anything in this window."]
     if report.notices:
@@ -114,7 +128,8 @@ def render_html(report: Report) -> str:
              *(_row(w) for w in report.watches), "</table>"]
     problems = report.problems
     if problems:
-        items = "".join(f"<li>{_h(p.watch)}: {_h(p.state)}: <code>{_h(p.path)}</code>: {_h(p.reason)}</li>"
+        items = "".join(f"<li>{_h(p.watch)}: {_h(p.state)}: <code>{_h(p.path)}</code>: "
+                        f"{_h(_reason(p.watch, p.path, p.reason))}</li>"
                         for p in problems)
         parts.append(f"<h3>Rejected and failed</h3><ul>{items}</ul>")
     if report.notices:
