@@ -9,8 +9,9 @@ What each figure counts, per watch, within the window:
 - found: versions of files first recorded in the window (rejections and
   duplicates included);
 - sent: photos of the window that reached Studio (uploaded, queued,
-  delivered, done, or failed after their upload). The ledger keeps no upload
-  time, so a photo counts once it is of the window and got that far;
+  delivered, done, or failed once Studio had a record of them). The ledger
+  keeps no upload time, so a photo counts once it is of the window and got
+  that far;
 - delivered: photos whose outputs landed in the window (`delivered_at`),
   whenever they were found;
 - rejected / duplicates: files found in the window and refused at intake /

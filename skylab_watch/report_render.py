@@ -15,7 +15,11 @@ import time
 
 from skylab_watch.report import NoticeEntry, Report, WatchFigures
 
-__all__ = ["render_text", "render_html", "printable", "duration"]
+__all__ = ["render_text", "render_html", "printable", "duration", "MAX_LISTED"]
+
+MAX_LISTED = 50
+"""Rejections and failures listed per watch; a night of thousands stays a readable e-mail (`--json` and
+`status` list every one)."""
 
 
 def printable(text: str) -> str:
@@ -90,8 +94,10 @@ def render_text(report: Report) -> str:
              f"{report.total('failed')} failed"]
     for w in report.watches:
         lines += ["", f"{printable(w.name)}: {_counts_line(w)}", f"  {_timing_line(w, report.until - report.since)}"]
-        for p in w.problems:
+        for p in w.problems[:MAX_LISTED]:
             lines.append(f"  {p.state}: {printable(p.path)}: {printable(_reason(p.watch, p.path, p.reason))}")
+        if len(w.problems) > MAX_LISTED:
+            lines.append(f"  {_more(w)}")
     if not report.watches:
         lines += ["", "No watch did anything in this window."]
     if report.notices:
@@ -118,6 +124,19 @@ def _row(w: WatchFigures) -> str:
     return f"<tr><th {_HEAD}>{_h(w.name)}</th>{cells}</tr>"
 
 
+def _problem_items(w: WatchFigures) -> str:
+    """Return the `<li>` of each rejection and failure of a watch (at most MAX_LISTED, then how many more)."""
+    items = [f"<li>{_h(p.watch)}: {_h(p.state)}: <code>{_h(p.path)}</code>: "
+             f"{_h(_reason(p.watch, p.path, p.reason))}</li>" for p in w.problems[:MAX_LISTED]]
+    if len(w.problems) > MAX_LISTED:
+        items.append(f"<li>{_h(w.name)}: {_h(_more(w))}</li>")
+    return "".join(items)
+
+
+def _more(w: WatchFigures) -> str:
+    return f"... and {len(w.problems) - MAX_LISTED} more (`skylab-watch status` or `report --json` lists every one)"
+
+
 def render_html(report: Report) -> str:
     """Given a Report, return an HTML fragment (for an e-mail's HTML part) with the same figures as the text."""
     head = "".join(f"<th {_HEAD}>{c}</th>" for c in ("watch", *_COLUMNS))
@@ -126,12 +145,8 @@ def render_html(report: Report) -> str:
              f"{report.total('failed')} failed</p>",
              f'<table style="border-collapse:collapse"><tr>{head}</tr>',
              *(_row(w) for w in report.watches), "</table>"]
-    problems = report.problems
-    if problems:
-        items = "".join(f"<li>{_h(p.watch)}: {_h(p.state)}: <code>{_h(p.path)}</code>: "
-                        f"{_h(_reason(p.watch, p.path, p.reason))}</li>"
-                        for p in problems)
-        parts.append(f"<h3>Rejected and failed</h3><ul>{items}</ul>")
+    if report.problems:
+        parts.append(f"<h3>Rejected and failed</h3><ul>{''.join(_problem_items(w) for w in report.watches)}</ul>")
     if report.notices:
         items = "".join(f"<li>{_h(_notice_line(n))}</li>" for n in report.notices)
         parts.append(f"<h3>Notices</h3><ul>{items}</ul>")

@@ -156,3 +156,18 @@ def test_printable_escapes_controls_and_bidi_overrides_only() -> None:
     assert printable("IMG_1 (beach).jpg") == "IMG_1 (beach).jpg"
     assert printable("a\nb\x1b\u202ec.jpg") == "a\\x0ab\\x1b\\u202ec.jpg"
     assert printable("café ünïcode.jpg") == "café ünïcode.jpg"
+
+
+def test_a_night_of_many_rejections_lists_fifty_per_watch_and_says_how_many_more(tmp_path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    try:
+        before = time.time() - 1
+        for i in range(55):
+            ledger.add_photo("w", f"scan_{i}.tif", 1, 1, f"{i:032x}", "rejected", reason="not a photo type")
+        report = build_report(ledger, before, time.time() + 1)
+    finally:
+        ledger.close()
+    assert report.total("rejected") == 55
+    text, page = render_text(report), render_html(report)
+    assert text.count("rejected: scan_") == 50 and "... and 5 more" in text
+    assert page.count("<li>w: rejected: ") == 50 and "... and 5 more" in page
