@@ -52,17 +52,10 @@ def night(tmp_path_factory) -> Night:
     return Night(cfg, tmp / "state" / "ledger.sqlite3", code, started)
 
 
-def _report_json(night: Night, capsys, *extra: str) -> dict:
-    assert main(["report", "--config", str(night.config), "--since", "1h", "--json", *extra]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def test_the_night_run_failed_because_a_failure_outranks_rejections(night) -> None:
-    assert night.code == 1
-
-
-def test_report_json_counts_each_watch_and_gives_every_reason(night, capsys) -> None:
-    report = _report_json(night, capsys)
+def test_report_json_of_the_night_counts_each_watch_with_reasons_waits_and_throughput(night, capsys) -> None:
+    assert night.code == 1, "a failure outranks the rejections in the run's exit code"
+    assert main(["report", "--config", str(night.config), "--since", "1h", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
     good, broken = report["watches"]["good"], report["watches"]["broken"]
     assert (good["found"], good["sent"], good["delivered"], good["rejected"], good["failed"]) == (5, 3, 3, 2, 0)
     assert (broken["found"], broken["sent"], broken["delivered"], broken["failed"]) == (1, 1, 0, 1)
@@ -74,47 +67,39 @@ def test_report_json_counts_each_watch_and_gives_every_reason(night, capsys) -> 
     (failure,) = broken["problems"]
     assert failure["path"] == "doomed.jpg" and failure["state"] == "failed" and "failed" in failure["reason"]
     assert report["totals"]["delivered"] == 3 and report["totals"]["failed"] == 1
-
-
-def test_report_json_gives_waits_and_throughput_of_the_delivered_photos(night, capsys) -> None:
-    good = _report_json(night, capsys)["watches"]["good"]
-    run_length = time.time() - night.started
-    assert 0 < good["waited_median"] <= good["waited_longest"] < run_length
+    assert 0 < good["waited_median"] <= good["waited_longest"] < time.time() - night.started
     assert good["per_hour"] == pytest.approx(3.0, abs=0.05), "3 delivered over a 1 h window"
     assert "credits" not in json.dumps(good), "Studio says nothing of credits spent: not reported"
 
 
-def test_report_text_names_counts_failures_and_rejections_with_escaped_names(night, capsys) -> None:
+def test_report_text_and_html_of_the_night_give_the_same_figures_with_names_escaped(night, capsys) -> None:
     assert main(["report", "--config", str(night.config), "--since", "1h"]) == 0
     text = capsys.readouterr().out
     assert "good: 5 found, 3 sent, 3 delivered, 2 rejected" in text
     assert "broken: 1 found, 1 sent, 0 delivered, 0 rejected, 0 duplicate(s), 1 failed; 1 job(s) (1 failed)" in text
-    assert "failed: doomed.jpg: " in text
-    assert "rejected: notes.jpg: " in text and "not a readable image" in text
+    assert "failed: doomed.jpg: Studio reports job broken-" in text, "the reason, without repeating watch and path"
+    assert "rejected: notes.jpg: not a readable image" in text
     assert "\x1b" not in text and "rejected: bad\\x1b[2Jname<b>.jpg" in text
-
-
-def test_report_html_has_the_same_figures_and_escapes_every_name(night) -> None:
     ledger = Ledger(night.ledger)
     try:
-        report = build_report(ledger, time.time() - 3600, time.time())
+        page = render_html(build_report(ledger, time.time() - 3600, time.time()))
     finally:
         ledger.close()
-    page = render_html(report)
     assert "<b>" not in page and "\x1b" not in page
     assert "bad\\x1b[2Jname&lt;b&gt;.jpg" in page
     assert "doomed.jpg" in page and "not a readable image" in page
     assert ">3</td>" in page, "the delivered count is in the table"
 
 
-def test_a_window_before_the_night_reports_nothing(night, capsys) -> None:
-    ledger = Ledger(night.ledger)
+def test_a_window_before_the_work_reports_nothing_but_the_configured_watches(tmp_path) -> None:
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
     try:
-        report = build_report(ledger, night.started - 7200, night.started - 3600, watches=["good"])
+        ledger.add_photo("w", "late.jpg", 1, 1, "0" * 32, "rejected", reason="not a photo type")
+        report = build_report(ledger, time.time() - 7200, time.time() - 3600, watches=["w", "quiet"])
     finally:
         ledger.close()
-    assert [w.name for w in report.watches] == ["good"]
-    assert report.total("found") == 0 and report.total("delivered") == 0 and not report.problems
+    assert [w.name for w in report.watches] == ["quiet", "w"]
+    assert report.total("found") == 0 and report.total("rejected") == 0 and not report.problems
 
 
 def test_notices_raised_and_cleared_in_the_window_are_reported_per_watch(tmp_path) -> None:
