@@ -9,12 +9,13 @@ in a process.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
-from support import make_image
-from daemon_helpers import REPO, run_once, write_config
+from support import make_image, wait_for
+from daemon_helpers import REPO, run_once, start_process, write_config
 
 from skylab_watch.cli import main
 
@@ -55,6 +56,26 @@ def test_a_rejection_exits_3_with_a_summary_on_stdout_and_the_next_clean_run_exi
     assert "w: 2 found, 2 sent, 2 delivered, 0 rejected, 0 duplicate(s), 0 failed" in summary
     assert "empty.jpg" not in summary
     assert "exit 0: all done" in summary
+
+
+def test_a_requested_stop_keeps_exit_0_despite_rejections_and_still_prints_the_summary(tmp_path, emu) -> None:
+    emu.set_faults({"withhold_photos": ["*stuck*"]})
+    cfg = _one_watch(tmp_path, emu)
+    make_image(tmp_path / "in" / "stuck.jpg", seed=5)
+    (tmp_path / "in" / "empty.jpg").write_bytes(b"")
+    proc = start_process(cfg, "--once")
+    try:
+        log = tmp_path / "daemon.log"
+        wait_for(lambda: "queued job" in log.read_text() and "empty.jpg" in log.read_text(), timeout=30,
+                 what="the photo at Studio and the rejection")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    summary = log.read_text()[log.read_text().index("Summary of this run"):]
+    assert "1 rejected" in summary and "rejected: empty.jpg" in summary
+    assert "exit 0: stopped on request before the end" in summary
 
 
 def test_run_help_documents_the_exit_codes(capsys) -> None:

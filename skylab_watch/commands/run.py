@@ -6,6 +6,10 @@ what is still running then is abandoned: its intent is in the ledger and the
 next start redoes it. Should the loop itself be stuck in a call when the
 signal comes, a timer ends the process FORCE_EXIT_MARGIN seconds after the
 grace: the ledger is safe against that (it is safe against SIGKILL).
+
+With `--once` the run ends with a summary on stdout (the logs are on stderr):
+the morning report's figures over the run, then the exit code and its
+meaning; the codes are `skylab_watch.unfinished`'s EXIT_* (README, `--help`).
 """
 
 from __future__ import annotations
@@ -137,7 +141,11 @@ def finish_once(ledger: Ledger, config: Config, started_at: float, loop_code: in
     """
     report = build_report(ledger, started_at, time.time(), watches=[w.name for w in config.watches])
     code = once_exit_code(loop_code, report.total("rejected"), stopped)
-    print(f"Summary of this run\n{render_text(report)}\n\nexit {code}: {EXIT_MEANINGS[code]}", flush=True)
+    meaning = "stopped on request before the end" if stopped and code == 0 else EXIT_MEANINGS[code]
+    try:
+        print(f"Summary of this run\n{render_text(report)}\n\nexit {code}: {meaning}", flush=True)
+    except OSError as exc:  # stdout closed (a pipe whose reader left): the exit code still tells
+        log.warning("could not print the summary of the run: %s", exc)
     return code
 
 
