@@ -18,6 +18,8 @@ from skylab_watch import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("skylab_watch.commands.run", "watch the configured folders and process photos"),
     "status": ("skylab_watch.commands.status", "show what the ledger knows: counts, open jobs, failures"),
+    "report": ("skylab_watch.commands.report",
+               "the morning report: per watch, what was found, delivered, rejected and failed, and why"),
     "retry": ("skylab_watch.commands.retry", "send failed photos again in a new job"),
     "pause": ("skylab_watch.commands.pause", "stop sending a watch's photos to Studio until resume"),
     "resume": ("skylab_watch.commands.resume", "take a paused watch's photos in again"),

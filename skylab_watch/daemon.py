@@ -134,8 +134,10 @@ class Daemon:
     def _end_summary(self) -> str:
         """Say in a line how the run ended (the body of the last health ping of `run --once`)."""
         failed = [p for p in self.ctx.ledger.photos_in_state(PhotoState.FAILED) if p.updated_at >= self.started_at]
+        rejected = [p for p in self.ctx.ledger.photos_in_state(PhotoState.REJECTED) if p.found_at >= self.started_at]
         left = self.unfinished()
-        return f"{len(failed)} photo(s) failed" + (f"; unfinished: {left.describe()}" if left else "")
+        return (f"{len(failed)} photo(s) failed, {len(rejected)} file(s) rejected"
+                + (f"; unfinished: {left.describe()}" if left else ""))
 
     def run(self, timeout: float | None = None) -> int:
         """Loop until stopped (or, with once, until everything found is finished); return the exit code.

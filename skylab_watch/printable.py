@@ -20,8 +20,10 @@ import re
 __all__ = ["printable"]
 
 # C0 controls, DEL, C1 controls, the Unicode line and paragraph separators
-# (line breaks to many viewers) and every surrogate code point.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+# (line breaks to many viewers), the bidirectional marks, embeddings,
+# overrides and isolates (which make `gpj.exe` read `exe.jpg`) and every
+# surrogate code point.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ud800-\udfff]")
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

@@ -1,4 +1,5 @@
-"""What `run --once` still waits for, counted from the ledger, in one sentence for a person.
+"""What `run --once` still waits for, counted from the ledger, in one sentence for a person;
+and the exit codes `run --once` ends with.
 
 Only watches in the running configuration count: photos and jobs of a watch
 removed from the config are left in the ledger but never waited on.
@@ -12,6 +13,38 @@ from typing import Iterable
 
 from skylab_watch.ledger import JobState, Ledger, PhotoState
 from skylab_watch.ledger.states import AT_STUDIO_STATES
+
+# The exit codes of `skylab-watch run` (README, "Commands"; `run --help`). Kept stable: scripts rely on them.
+EXIT_DONE = 0
+"""--once: everything found was delivered (or was a duplicate). Without --once: a requested stop."""
+EXIT_FAILED = 1
+"""--once: a photo failed, a watch's input could not be read, or --timeout ran out with work unfinished."""
+EXIT_REFUSED = 2
+"""The config is refused, Studio refused the key, or another daemon holds the ledger."""
+EXIT_REJECTED = 3
+"""--once: done, nothing failed, but some files were rejected (not photos Studio accepts; see the summary)."""
+
+EXIT_CODES_HELP = """exit codes:
+  0  done: everything found was delivered (with --once), or a requested stop (SIGTERM, Ctrl-C)
+  1  with --once: a photo failed, an input folder could not be read, or --timeout ran out
+  2  the config is refused, Studio refused the API key, or another daemon holds the ledger
+  3  with --once: done and nothing failed, but some files were rejected (the summary names them)"""
+
+EXIT_MEANINGS = {EXIT_DONE: "all done", EXIT_FAILED: "something failed or is unfinished",
+                 EXIT_REFUSED: "refused to run", EXIT_REJECTED: "done, but some files were rejected"}
+
+
+def once_exit_code(loop_code: int, rejected: int, stopped: bool) -> int:
+    """Given the work loop's code, how many files this run rejected and whether a stop was requested,
+    return the exit code of `run --once`.
+
+    A failure (1) outranks rejections; a requested stop keeps its own code,
+    since the run did not get to its end.
+    """
+    if loop_code == EXIT_DONE and rejected and not stopped:
+        return EXIT_REJECTED
+    return loop_code
+
 
 TO_SEND_STATES = (PhotoState.READY, PhotoState.BATCHED, PhotoState.UPLOADING, PhotoState.UPLOADED)
 # Jobs not yet queued at Studio (`creating`: a create call whose outcome is still to be looked up).

@@ -88,7 +88,7 @@ def test_status_json_reports_counts_jobs_and_reasons(tmp_path, emu, capsys):
     cfg = _one_watch(tmp_path, emu)
     make_image(tmp_path / "in" / "ok.jpg")
     (tmp_path / "in" / "empty.jpg").write_bytes(b"")
-    assert run_once(cfg) == 0
+    assert run_once(cfg) == 3, "done, with a rejection"
     assert main(["status", "--config", str(cfg), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["watches"]["w"]["done"] == 1

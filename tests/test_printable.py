@@ -45,3 +45,9 @@ def test_a_stray_surrogate_not_from_surrogateescape_is_escaped_too() -> None:
 def test_paths_and_bytes_are_accepted() -> None:
     assert printable(Path("dir") / "x\ny.jpg") == os.path.join("dir", "x\\ny.jpg")
     assert printable(b"x\x1b\xff") == "x\\x1b\\xff"
+
+
+def test_bidirectional_overrides_and_marks_are_escaped_so_a_name_cannot_read_backwards() -> None:
+    assert printable("invoice\u202egpj.exe") == "invoice\\u202egpj.exe"
+    assert printable("a\u2066b\u2069\u200fc") == "a\\u2066b\\u2069\\u200fc"
+    assert printable("café ünïcode.jpg") == "café ünïcode.jpg"

@@ -6,6 +6,10 @@ what is still running then is abandoned: its intent is in the ledger and the
 next start redoes it. Should the loop itself be stuck in a call when the
 signal comes, a timer ends the process FORCE_EXIT_MARGIN seconds after the
 grace: the ledger is safe against that (it is safe against SIGKILL).
+
+With `--once` the run ends with a summary on stdout (the logs are on stderr):
+the morning report's figures over the run, then the exit code and its
+meaning; the codes are `skylab_watch.unfinished`'s EXIT_* (README, `--help`).
 """
 
 from __future__ import annotations
@@ -17,15 +21,19 @@ import re
 import signal
 import sys
 import threading
+import time
 
 from skylab_watch.config import Config, load_config
 from skylab_watch.daemon import STOP_GRACE_SECONDS, Daemon
 from skylab_watch.errors import ConfigError, SkylabWatchError
-from skylab_watch.ledger import LedgerLock
+from skylab_watch.ledger import Ledger, LedgerLock
 from skylab_watch.logs import setup_logging
+from skylab_watch.report import build_report
+from skylab_watch.report_render import render_text
 from skylab_watch.service import HealthPinger, Notifier
 from skylab_watch.startup import make_client, open_ledger, wait_for_profiles
 from skylab_watch.studio import AuthError
+from skylab_watch.unfinished import EXIT_CODES_HELP, EXIT_MEANINGS, once_exit_code
 
 log = logging.getLogger("skylab_watch")
 
@@ -44,10 +52,13 @@ def parse_duration(text: str) -> float:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Register the options of `run`."""
+    """Register the options of `run`, and its exit codes under `--help`."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXIT_CODES_HELP
     parser.add_argument("--config", required=True, help="the YAML configuration file")
     parser.add_argument("--once", action="store_true",
-                        help="process what is there, wait until it is all finished, then exit (1 if anything failed)")
+                        help="process what is there, wait until it is all finished, print a summary, then exit "
+                             "(0 all done, 1 something failed, 3 done with rejections)")
     parser.add_argument("--timeout", type=parse_duration, default=None, metavar="DURATION",
                         help="with --once: give up after DURATION (90s, 10m, 2h), name what is unfinished, exit 1")
     parser.add_argument("--grace", type=float, default=STOP_GRACE_SECONDS, metavar="SECONDS",
@@ -108,15 +119,36 @@ def _run(config: Config, args: argparse.Namespace, stop: threading.Event) -> int
         if stop.is_set():
             daemon.stop()
         try:
-            code = daemon.run(timeout=args.timeout)
+            try:
+                code = daemon.run(timeout=args.timeout)
+            finally:
+                log.info("skylab-watch is stopping; transfers in progress get up to %g s to finish", args.grace)
+                notifier.stopping()
+                pinger.stop()
+                daemon.shutdown(args.grace)
+            if args.once:
+                code = finish_once(ledger, config, daemon.started_at, code, stopped=stop.is_set())
         finally:
-            log.info("skylab-watch is stopping; transfers in progress get up to %g s to finish", args.grace)
-            notifier.stopping()
-            pinger.stop()
-            daemon.shutdown(args.grace)
             ledger.close()
         log.info("skylab-watch stopped")
         return code
+
+
+def finish_once(ledger: Ledger, config: Config, started_at: float, loop_code: int, stopped: bool) -> int:
+    """Print the summary of a `--once` run to stdout (the logs go to stderr); return its exit code.
+
+    The summary is the morning report over the run (`skylab_watch.report`),
+    followed by the exit code and what it means, so that a script reading
+    stdout and a person at a terminal see the same thing.
+    """
+    report = build_report(ledger, started_at, time.time(), watches=[w.name for w in config.watches])
+    code = once_exit_code(loop_code, report.total("rejected"), stopped)
+    meaning = "stopped on request before the end" if stopped and code == 0 else EXIT_MEANINGS[code]
+    try:
+        print(f"Summary of this run\n{render_text(report)}\n\nexit {code}: {meaning}", flush=True)
+    except OSError as exc:  # stdout closed (a pipe whose reader left): the exit code still tells
+        log.warning("could not print the summary of the run: %s", exc)
+    return code
 
 
 def _install_signal_handlers(stop: threading.Event, holder: list[Daemon], grace: float, forced_code: int) -> None:

@@ -344,6 +344,24 @@ class Ledger:
             "ORDER BY p.watch, p.state")
         return [StateCount(r["watch"], r["state"], r["studio_status"], r["n"]) for r in rows]
 
+    # ------------------------------------------------------------------ morning report (issue 12)
+
+    def photos_seen_between(self, since: float, until: float) -> list[Photo]:
+        """Return every photo found, delivered or changed between `since` and `until`, oldest first.
+
+        The report decides what each one counts as; one query keeps a night's
+        report to one read of the photos table.
+        """
+        rows = self.db.query(
+            "SELECT * FROM photos WHERE found_at BETWEEN ? AND ? OR updated_at BETWEEN ? AND ? "
+            "OR delivered_at BETWEEN ? AND ? ORDER BY id", (since, until) * 3)
+        return [from_row(Photo, r) for r in rows]
+
+    def jobs_opened_between(self, since: float, until: float) -> list[Job]:
+        """Return the jobs whose name was reserved between `since` and `until`, oldest first."""
+        rows = self.db.query("SELECT * FROM jobs WHERE opened_at BETWEEN ? AND ? ORDER BY id", (since, until))
+        return [from_row(Job, r) for r in rows]
+
     def _update(self, table: str, allowed: Iterable[str], row_id: int, changes: dict[str, Any],
                 check: Callable[[str, str], None]) -> None:
         """Change columns of one row; a change of state is checked against the move table first."""

@@ -21,6 +21,7 @@ from skylab_watch.notify.marker import RunningMarker
 from skylab_watch.notify.outbox import AlertSender
 from skylab_watch.notify.pings import HealthPings
 from skylab_watch.notify.stalls import StallWatch
+from skylab_watch.unfinished import EXIT_DONE, EXIT_REJECTED
 
 log = logging.getLogger("skylab_watch")
 
@@ -109,7 +110,9 @@ class Notifications:
         if self.pings is not None:
             self.pings.stop()
             if self.once:
-                if exit_code == 0:
+                # Done with rejections is a finished run: the rejections are in the summary and the report,
+                # a fail ping would page someone for a file a photographer dropped by mistake.
+                if exit_code in (EXIT_DONE, EXIT_REJECTED):
                     self.pings.ping("", summary)
                 else:
                     self.pings.ping("/fail", f"exit code {exit_code}: {summary}")

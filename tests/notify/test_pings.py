@@ -54,3 +54,13 @@ def test_run_once_pings_fail_with_a_short_body_when_a_photo_failed(tmp_path: Pat
         assert d.code == 1
         assert [p.path for p in rx.pings()] == ["/ping/check-1/start", "/ping/check-1/fail"]
         assert rx.pings()[-1].body.startswith(b"exit code 1: 1 photo(s) failed")
+
+
+def test_run_once_done_with_a_rejected_file_pings_success_not_fail(tmp_path: Path, plain_emulator) -> None:
+    with Receiver() as rx:
+        make_image(tmp_path / "in" / "a.jpg")
+        (tmp_path / "in" / "empty.jpg").write_bytes(b"")
+        with DaemonThread(_config(tmp_path, plain_emulator, rx), once=True) as d:
+            wait_for(lambda: d.code is not None, what="the run to end")
+        assert [p.path for p in rx.pings()] == ["/ping/check-1/start", "/ping/check-1"]
+        assert rx.pings()[-1].body.startswith(b"0 photo(s) failed, 1 file(s) rejected")
