@@ -229,3 +229,20 @@ def test_a_job_deleted_at_studio_fails_its_photos_and_other_jobs_carry_on(tmp_pa
         wait_for(lambda: d.ledger.photos_in_state("done"), timeout=20, what="the next job delivered")
         wait_for(lambda: d.ledger.photos_in_state("failed"), timeout=20, what="the deleted job's photo failed")
         assert "no longer exists" in d.ledger.photos_in_state("failed")[0].reason
+
+
+def test_a_slow_background_download_never_holds_the_work_loop(tmp_path, emu, studio):
+    scenes = _with_backgrounds(studio, tmp_path)
+    cfg = write_config(tmp_path, emu.url, [
+        {"name": "scenes", "input": tmp_path / "in", "output": tmp_path / "out", "profile": scenes}])
+    with DaemonThread(cfg) as d:
+        make_image(tmp_path / "in" / "hat.jpg", 240, 160)
+        wait_for(lambda: d.ledger.photos_in_state("queued"), timeout=20, what="the photo at Studio")
+        emu.set_faults({"latency": {"GET store": 2.0}})  # the backgrounds (and the result) crawl in
+        longest, deadline = 0.0, time.monotonic() + 40
+        while not d.ledger.photos_in_state("done"):
+            assert time.monotonic() < deadline, "the photo was not delivered within 40 s"
+            longest = max(longest, time.monotonic() - d.daemon.heartbeat)
+            assert longest < 1.5, f"the work loop did not come round for {longest:.1f} s"
+            time.sleep(0.05)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["hat (beach).jpg", "hat (studio-grey).jpg"]

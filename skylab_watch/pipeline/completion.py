@@ -207,10 +207,11 @@ class Deliveries:
             if "photos" not in profile:
                 profile = self.ctx.studio.get_profile(int(profile.get("id") or job.require_profile_id()))
             backgrounds = profile_backgrounds(profile)
+            urls = [url for _, url in backgrounds]
             self._looks[job.id] = JobLook(
                 profile=profile,
                 background_stems=[Path(name or f"background {i + 1}").stem for i, (name, _) in enumerate(backgrounds)],
-                backgrounds=[self._fetch_background(url) for _, url in backgrounds])
+                fetch_backgrounds=lambda: [self._fetch_background(url) for url in urls])
         return self._looks[job.id]
 
     def _fetch_background(self, url: str) -> pyvips.Image:

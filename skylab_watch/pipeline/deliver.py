@@ -12,8 +12,9 @@ import hashlib
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pyvips
 
@@ -31,13 +32,28 @@ from skylab_watch.studio import UrlExpiredError
 log = logging.getLogger("skylab_watch")
 
 
-@dataclass(frozen=True)
+@dataclass
 class JobLook:
-    """What delivery needs to know about a job's profile, fetched once per job."""
+    """What delivery needs to know about a job's profile, fetched once per job.
+
+    The background photos are fetched by the first delivery that needs them, on its worker thread,
+    never on the work loop: a slow or hostile store would otherwise hold the whole loop for up to the
+    transfer deadline. A failed fetch is raised to that delivery (the outcome table decides) and the
+    next delivery tries again.
+    """
 
     profile: dict
     background_stems: list[str]
-    backgrounds: list[pyvips.Image]
+    fetch_backgrounds: Callable[[], list[pyvips.Image]] = list
+    _backgrounds: list[pyvips.Image] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def backgrounds(self) -> list[pyvips.Image]:
+        """Return the decoded background photos, fetching them on first use (one fetch at a time)."""
+        with self._lock:
+            if self._backgrounds is None:
+                self._backgrounds = self.fetch_backgrounds()
+            return self._backgrounds
 
 
 def deliver_guarded(ctx: Context, photo: Photo, url: str, look: JobLook) -> str:
@@ -142,7 +158,7 @@ def _write_output(ctx: Context, watch: WatchConfig, photo: Photo, plan: imaging.
     strip = imaging.strips_metadata(look.profile, plan)
     try:
         size, sha = outputs.write_atomically(
-            dest, lambda sink: imaging.write_output(plan, retouched, look.backgrounds, sink, strip_metadata=strip),
+            dest, lambda sink: imaging.write_output(plan, retouched, look.backgrounds(), sink, strip_metadata=strip),
             tag=str(photo.id), check=imaging.check_decodes, root=watch.output)
     except OSError as exc:
         raise output_error(exc) from exc

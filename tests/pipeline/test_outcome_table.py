@@ -251,7 +251,7 @@ def _queued_photo(stage: Stage, plain_emulator):
 
 
 def _look() -> JobLook:
-    return JobLook(profile={"outputFileType": "jpg"}, background_stems=[], backgrounds=[])
+    return JobLook(profile={"outputFileType": "jpg"}, background_stems=[])
 
 
 class _OneAnswer(http.server.BaseHTTPRequestHandler):

@@ -51,7 +51,7 @@ def test_a_result_declaring_20000x20000_pixels_is_refused_from_its_header(stage,
     job = stage.created_job()
     assert uploader.upload_photo(stage.ctx, photo) == "uploaded"
     jobs.queue_uploaded_job(stage.ctx, stage.ledger.get_job(job.id))
-    look = JobLook(profile={"outputFileType": "jpg"}, background_stems=[], backgrounds=[])
+    look = JobLook(profile={"outputFileType": "jpg"}, background_stems=[])
     started = time.monotonic()
     with HostileServer(fixed(200, bomb, {"Content-Type": "image/png"})) as store:
         states = [deliver_guarded(stage.ctx, stage.photo(photo), store.url + "/r.png", look) for _ in range(3)]
