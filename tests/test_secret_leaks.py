@@ -20,6 +20,8 @@ from support import API_KEY, make_image, plain_studio
 from daemon_helpers import start_process, write_config
 
 from skylab_watch.cli import main
+from skylab_watch.studio import StudioClient, StudioError
+from skylab_watch.studio.retry import RetryPolicy
 from skylab_watch.config import load_config
 from skylab_watch.errors import ConfigError
 
@@ -90,6 +92,13 @@ def test_doctor_never_prints_a_key_the_server_echoes_back(echoing_server, tmp_pa
     assert "is not valid here" in api, "the server's words are shown..."
     assert "the key [redacted] is not valid here" in api, "...with the key masked"
     assert API_KEY not in out + err
+
+
+def test_an_error_answer_echoing_the_key_never_puts_it_in_the_studio_error(echoing_server):
+    quick = RetryPolicy(max_attempts=2, initial_seconds=0.01, max_backoff_seconds=0.01)
+    with StudioClient(echoing_server, API_KEY, retry=quick) as client, pytest.raises(StudioError) as caught:
+        client.list_jobs()
+    assert "is not valid here" in str(caught.value) and API_KEY not in str(caught.value)
 
 
 # --- an API key too short to be real -----------------------------------------------------

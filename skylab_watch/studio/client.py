@@ -137,7 +137,10 @@ class StudioClient:
                                     response.status_code, method, url, location=location)
             if not response.ok:
                 body = http.read_body(response, http.ERROR_BODY_LIMIT, method, url, truncate=True)
-                raise api_error(response.status_code, _api_message(response, body), method, url,
+                # A server (or a proxy) may echo the request back: the key must not reach a reason in the
+                # ledger, which `status` prints without knowing the key.
+                message = _api_message(response, body).replace(self._api_key, "[redacted]")
+                raise api_error(response.status_code, message, method, url,
                                 retry_after=parse_retry_after(response.headers.get("Retry-After")))
             body = http.read_body(response, http.API_BODY_LIMIT, method, url, too_large=AnswerTooLarge)
         http.log_answer(method, url, response, body)
@@ -146,7 +149,8 @@ class StudioClient:
         try:
             return json.loads(body)
         except ValueError as exc:
-            raise StudioError(f"answer is not JSON: {body[:200]!r}", response.status_code, method, url) from exc
+            raise StudioError(f"answer is not JSON: {body[:200]!r}".replace(self._api_key, "[redacted]"),
+                              response.status_code, method, url) from exc
 
     # ------------------------------------------------------------------ jobs
 
