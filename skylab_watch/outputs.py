@@ -288,10 +288,13 @@ def move_atomically(src: Path, dest_root: Path, rel_path: str) -> Path:
     Never overwrites: a taken name becomes `IMG_1 (1).jpg`. The source is
     removed only once the destination is complete and on disk, so a crash
     leaves the original in place (at worst a copy in the archive too).
-    Works across filesystems.
+    Works across filesystems. A symbolic link below dest_root where a folder
+    must go is refused (LinkInTheWay), as for outputs: an original never
+    lands outside the archive folder.
     """
     target = mirrored_path(dest_root, rel_path, src.name)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with open_output_folder(dest_root, target.parent):
+        pass  # folders below the archive root made without following a link; LinkInTheWay if one is there
     while True:
         dest = free_name(target, lambda path: _same_file(src, path))
         if os.path.lexists(dest):

@@ -321,6 +321,17 @@ def test_move_mirrors_subfolders_and_removes_source(tmp_path: Path):
     assert not src.exists()
 
 
+def test_move_into_an_archive_with_a_linked_subfolder_is_refused_and_the_original_stays(tmp_path: Path):
+    src = original(tmp_path / "in", "a/IMG_1.jpg")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "archive").mkdir()
+    os.symlink(elsewhere, tmp_path / "archive" / "a")
+    with pytest.raises(outputs.LinkInTheWay, match="archive/a"):
+        move_atomically(src, tmp_path / "archive", "a/IMG_1.jpg")
+    assert src.read_bytes() == b"original bytes" and not any(elsewhere.iterdir())
+
+
 def test_move_never_overwrites_an_existing_file(tmp_path: Path):
     src = original(tmp_path / "in", "a/IMG_1.jpg", b"new")
     original(tmp_path / "archive", "a/IMG_1.jpg", b"older archived copy")
