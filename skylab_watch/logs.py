@@ -119,15 +119,19 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(level: str = "info", fmt: str = "text", secrets: Iterable[str | None] = (),
-                  stream=None) -> logging.Handler:
+                  stream=None, console=None) -> logging.Handler:
     """Route skylab-watch's logs to stderr (or `stream`) in the chosen format; return the handler.
 
     Under systemd with systemd-python installed, text logs go to the journal
-    with WATCH=, JOB= and PHOTO= fields; JSON always goes to stderr. urllib3's
-    warnings (some quote a whole request URL) take the same filtered handler
-    instead of Python's unfiltered last-resort one.
+    with WATCH=, JOB= and PHOTO= fields; JSON always goes to stderr. With a
+    rich `console` (the live view is on: `skylab_watch.live.terminal_console`)
+    text logs go through rich's handler, which prints them above the view.
+    urllib3's warnings (some quote a whole request URL) take the same filtered
+    handler instead of Python's unfiltered last-resort one.
     """
     handler = _journal_handler() if fmt == "text" and stream is None and under_systemd() else None
+    if handler is None and console is not None and fmt == "text":
+        handler = _rich_handler(console)
     if handler is None:
         handler = logging.StreamHandler(stream or sys.stderr)
         handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
@@ -135,6 +139,20 @@ def setup_logging(level: str = "info", fmt: str = "text", secrets: Iterable[str 
     chosen = getattr(logging, level.upper(), logging.INFO)
     _route(logging.getLogger("skylab_watch"), handler, chosen)
     _route(logging.getLogger("urllib3"), handler, max(chosen, logging.WARNING))
+    return handler
+
+
+def _rich_handler(console) -> logging.Handler:
+    """Return rich's handler on `console`: time and level in columns, the message as plain text.
+
+    No markup (a file name in brackets stays as it is) and no rich
+    tracebacks: `SecretFilter` has already cleaned the message and put the
+    traceback text in `exc_text`, which the plain formatter appends.
+    """
+    from rich.logging import RichHandler
+    handler = RichHandler(console=console, show_path=False, markup=False, rich_tracebacks=False,
+                          log_time_format="%Y-%m-%d %H:%M:%S", omit_repeated_times=False)
+    handler.setFormatter(logging.Formatter("%(message)s"))
     return handler
 
 

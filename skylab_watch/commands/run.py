@@ -10,6 +10,10 @@ grace: the ledger is safe against that (it is safe against SIGKILL).
 With `--once` the run ends with a summary on stdout (the logs are on stderr):
 the morning report's figures over the run, then the exit code and its
 meaning; the codes are `skylab_watch.unfinished`'s EXIT_* (README, `--help`).
+
+At a terminal (text logs on a TTY, `--no-progress` not given) a live view
+per watch sits under the scrolling log lines (`skylab_watch.live`); its last
+frame stays on screen when the run ends, above the summary.
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ import signal
 import sys
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from skylab_watch.config import Config, load_config
 from skylab_watch.daemon import STOP_GRACE_SECONDS, Daemon
 from skylab_watch.errors import ConfigError, SkylabWatchError
 from skylab_watch.ledger import Ledger, LedgerLock
+from skylab_watch.live import Figures, LiveView, terminal_console
 from skylab_watch.logs import setup_logging
 from skylab_watch.report import build_report
 from skylab_watch.report_render import render_text
@@ -67,6 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=("text", "json"), default=None,
                         help="log as human text (default) or one JSON object per line")
     parser.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None)
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="at a terminal, print plain log lines without the live view per watch "
+                             "(it is never shown under systemd, into a pipe or a file, or with --log-format json)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,13 +90,15 @@ def run(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     secrets = [config.studio.api_key] + ([config.callback.secret] if config.callback else [])
-    setup_logging(args.log_level or config.log_level, args.log_format or config.log_format, secrets)
+    log_format = args.log_format or config.log_format
+    console = terminal_console(log_format, enabled=getattr(args, "progress", True))
+    setup_logging(args.log_level or config.log_level, log_format, secrets, console=console)
     for warning in config.warnings:
         log.warning("%s: %s", args.config, warning)
     stop = threading.Event()
     try:
         with LedgerLock(config.ledger):
-            return _run(config, args, stop)
+            return _run(config, args, stop, console)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
@@ -98,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _run(config: Config, args: argparse.Namespace, stop: threading.Event) -> int:
+def _run(config: Config, args: argparse.Namespace, stop: threading.Event, console=None) -> int:
     ledger = open_ledger(config)
     with make_client(config) as studio:
         daemon_holder: list[Daemon] = []
@@ -109,6 +121,7 @@ def _run(config: Config, args: argparse.Namespace, stop: threading.Event) -> int
         if profiles is None:
             return 0
         daemon = Daemon(config, ledger, studio, profiles, once=args.once)
+        figures = Figures(ledger, daemon.started_at) if console is not None else None
         daemon_holder.append(daemon)
         if notifier.watchdog_seconds:
             daemon.stall_seconds = max(1.0, notifier.watchdog_seconds / 2)
@@ -120,7 +133,8 @@ def _run(config: Config, args: argparse.Namespace, stop: threading.Event) -> int
             daemon.stop()
         try:
             try:
-                code = daemon.run(timeout=args.timeout)
+                with _live_view(console, figures, daemon, args.once):
+                    code = daemon.run(timeout=args.timeout)
             finally:
                 log.info("skylab-watch is stopping; transfers in progress get up to %g s to finish", args.grace)
                 notifier.stopping()
@@ -132,6 +146,27 @@ def _run(config: Config, args: argparse.Namespace, stop: threading.Event) -> int
             ledger.close()
         log.info("skylab-watch stopped")
         return code
+
+
+@contextmanager
+def _live_view(console, figures: Figures | None, daemon: Daemon, once: bool) -> Iterator[None]:
+    """Show the live view while the work loop runs (when there is a terminal); leave its last frame.
+
+    The figures are read on the loop's own thread (its `on_loop` hook), and
+    once more when it ends, so the frame left on screen is the final count.
+    """
+    if console is None or figures is None:
+        yield
+        return
+    view = LiveView(console, lambda: figures.snapshot, once)
+    daemon.on_loop = figures.on_loop
+    view.start()
+    try:
+        yield
+    finally:
+        daemon.on_loop = None
+        figures.take(daemon)
+        view.stop()
 
 
 def finish_once(ledger: Ledger, config: Config, started_at: float, loop_code: int, stopped: bool) -> int:
