@@ -13,7 +13,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from skylab_watch.ledger import Ledger, PhotoState
 from skylab_watch.ledger.progress import ProgressCount, first_row_of_run, progress_counts
@@ -126,7 +126,7 @@ class Pace:
 class Figures:
     """Keeps the latest snapshot of a running daemon for the view to draw."""
 
-    def __init__(self, ledger: Ledger, since: float, clock=time.monotonic) -> None:
+    def __init__(self, ledger: Ledger, since: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ledger = ledger
         self.since = since
         self.clock = clock
