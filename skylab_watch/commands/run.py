@@ -28,6 +28,7 @@ from skylab_watch.daemon import STOP_GRACE_SECONDS, Daemon
 from skylab_watch.errors import ConfigError, SkylabWatchError
 from skylab_watch.ledger import Ledger, LedgerLock
 from skylab_watch.logs import setup_logging
+from skylab_watch.process_memory import bound_libvips
 from skylab_watch.report import build_report
 from skylab_watch.report_render import render_text
 from skylab_watch.service import HealthPinger, Notifier
@@ -83,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or config.log_level, args.log_format or config.log_format, secrets)
     for warning in config.warnings:
         log.warning("%s: %s", args.config, warning)
+    bound_libvips()
     stop = threading.Event()
     try:
         with LedgerLock(config.ledger):

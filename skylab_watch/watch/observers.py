@@ -40,8 +40,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer as NativeObserver
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserverVFS
 
+from skylab_watch.watch.polling import DEFAULT_POLL_INTERVAL, ListingObserver
 from skylab_watch.watch.scan import (
     RootUnavailable,
     path_crosses_symlink,
@@ -160,7 +160,7 @@ class FolderWatcher:
         recursive: bool,
         mode: str,
         on_path: Callable[[str], None],
-        poll_interval: float = 5.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         on_overflow: Callable[[], None] | None = None,
     ) -> None:
         if mode not in MODES:
@@ -281,8 +281,7 @@ class FolderWatcher:
         if mode == NATIVE:
             observer = NativeObserver()
         else:
-            # lstat, so the polling snapshot never follows a symlinked folder (loops, outside trees).
-            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=self.poll_interval)
+            observer = ListingObserver(self.poll_interval)
         try:
             observer.schedule(self._handler, str(self.root), recursive=self.recursive,
                               event_filter=EVENTS_ASKED_FOR)
