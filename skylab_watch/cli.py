@@ -13,6 +13,7 @@ import sys
 from typing import Callable, Sequence
 
 from skylab_watch import __version__
+from skylab_watch.process_memory import limit_malloc_arenas
 
 # name -> (module, help). The module provides add_arguments(parser) and run(args) -> int.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -58,7 +59,12 @@ def _load(module_name: str):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse `argv` and run the chosen sub-command; return its exit code."""
+    """Parse `argv` and run the chosen sub-command; return its exit code.
+
+    The malloc arena cap comes first, while this is the only thread: arenas
+    made before it would stay (see `skylab_watch.process_memory`).
+    """
+    limit_malloc_arenas()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -95,7 +95,7 @@ def test_minimal_config_fills_every_default(base: Path) -> None:
     assert (watch.recursive, watch.observer, watch.settle_seconds, watch.after_success) == (True, "native", 3.0, "keep")
     assert watch.include == () and watch.exclude == (".*", "*~", "*.part", "*.tmp", "*.crdownload")
     assert (watch.resize_oversized, watch.skip_duplicate_content) == (False, True)
-    assert (watch.rescan_seconds, watch.poll_interval_seconds, watch.delivery_timeout_seconds) == (300.0, 5.0, 86400.0)
+    assert (watch.rescan_seconds, watch.poll_interval_seconds, watch.delivery_timeout_seconds) == (300.0, 10.0, 86400.0)
     assert watch.archive_dir is None
     assert (config.retry.give_up_after_hours, watch.unreadable_grace_seconds) == (24.0, 60.0)
 

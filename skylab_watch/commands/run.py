@@ -35,6 +35,7 @@ from skylab_watch.errors import ConfigError, SkylabWatchError
 from skylab_watch.ledger import Ledger, LedgerLock
 from skylab_watch.live import Figures, LiveView, terminal_console
 from skylab_watch.logs import setup_logging
+from skylab_watch.process_memory import bound_libvips
 from skylab_watch.report import build_report
 from skylab_watch.report_render import render_text
 from skylab_watch.service import HealthPinger, Notifier
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level or config.log_level, log_format, secrets, console=console)
     for warning in config.warnings:
         log.warning("%s: %s", args.config, warning)
+    bound_libvips()
     stop = threading.Event()
     try:
         with LedgerLock(config.ledger):

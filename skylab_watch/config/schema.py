@@ -216,7 +216,9 @@ class WatchConfig:
     unreadable_grace_seconds: float = key(
         "seconds", "A settled file whose image cannot be read is rejected after waiting this long.", 60)
     rescan_seconds: float = key("seconds", "Rescan the whole input this often, in case an event was missed.", 300)
-    poll_interval_seconds: float = key("seconds", "With observer: polling, how often the input is listed.", 5)
+    poll_interval_seconds: float = key(
+        "seconds", "With observer: polling, how often the input is listed: a new file waits up to this long "
+                   "to be noticed; each listing costs CPU per file (10,000 files at 10 s: under 1% of a core).", 10)
     delivery_timeout_seconds: float = key(
         "seconds", "Mark a photo failed if Studio has not delivered it within this long.", 86400)
 

@@ -40,8 +40,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer as NativeObserver
 from watchdog.observers.api import BaseObserver
-from watchdog.observers.polling import PollingObserverVFS
 
+from skylab_watch.watch.polling import DEFAULT_POLL_INTERVAL, ListingObserver
 from skylab_watch.watch.scan import (
     RootUnavailable,
     path_crosses_symlink,
@@ -65,6 +65,19 @@ _REPORTED_AT_SOURCE = (FileCreatedEvent, FileModifiedEvent, FileClosedEvent, Fil
 
 _REPORTED_AT_DEST = (FileMovedEvent, DirMovedEvent)
 """Renames count from their destination: a file renamed into place is complete from then."""
+
+EVENTS_ASKED_FOR = [*_REPORTED_AT_SOURCE, *_REPORTED_AT_DEST]
+"""The only events an observer asks watchdog for; it turns this list into the inotify mask.
+
+Without it watchdog asks the kernel for opens and closes-without-write too
+(`IN_OPEN`, `IN_CLOSE_NOWRITE`), so every process that merely reads the
+tree (a backup, an indexer, a viewer, the daemon's own uploads) woke the
+observer thread once or twice per file it touched. Reads are never news to
+a hot folder. Modified (with attrib), created, closed-after-write and moved
+are what `_report_event` uses; deletions are not reported either. A
+recursive watch still gets `IN_CREATE` for folders, which watchdog needs to
+watch new sub-folders.
+"""
 
 __all__ = [
     "FolderWatcher",
@@ -119,8 +132,10 @@ class _Reporter(FileSystemEventHandler):
 
     def __init__(self, watcher: FolderWatcher) -> None:
         self._watcher = watcher
+        self.received = 0  # every wake-up of the observer thread for this watch (see events_received)
 
     def dispatch(self, event: FileSystemEvent) -> None:
+        self.received += 1
         try:
             self._watcher._report_event(event)
         except Exception:  # the observer thread must outlive any one bad event
@@ -145,7 +160,7 @@ class FolderWatcher:
         recursive: bool,
         mode: str,
         on_path: Callable[[str], None],
-        poll_interval: float = 5.0,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
         on_overflow: Callable[[], None] | None = None,
     ) -> None:
         if mode not in MODES:
@@ -166,6 +181,11 @@ class FolderWatcher:
     def mode(self) -> str:
         """The mode actually in use: "polling" if native watching had to fall back."""
         return self._mode
+
+    @property
+    def events_received(self) -> int:
+        """How many events watchdog has handed this watcher, reported or not (each one a wake-up)."""
+        return self._handler.received
 
     def start(self) -> None:
         """Start watching; do nothing if already started.
@@ -261,10 +281,10 @@ class FolderWatcher:
         if mode == NATIVE:
             observer = NativeObserver()
         else:
-            # lstat, so the polling snapshot never follows a symlinked folder (loops, outside trees).
-            observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=self.poll_interval)
+            observer = ListingObserver(self.poll_interval)
         try:
-            observer.schedule(self._handler, str(self.root), recursive=self.recursive)
+            observer.schedule(self._handler, str(self.root), recursive=self.recursive,
+                              event_filter=EVENTS_ASKED_FOR)
             observer.start()
         except BaseException:
             _discard(observer)
