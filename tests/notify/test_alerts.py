@@ -68,7 +68,10 @@ def test_alerts_wait_in_the_outbox_while_the_receiver_is_down_and_photos_keep_be
             assert rx.alerts() == [] and rx.refused >= 1
             assert all(a.sent_at is None for a in d.ledger.alerts()), "nothing is taken while the notifier is down"
             rx.down = False
-            wait_for(lambda: rx.titled("credits are back"), timeout=10, what="the alerts after the outage")
+            # Each refused try doubled the alert's wait (0.2 s, 0.4 s, ...): on a loaded machine the outage
+            # lasts long enough for the next try to be some seconds away.
+            wait_for(lambda: rx.titled("credits are back") and rx.titled("out of credits"), timeout=60,
+                     what="the alerts after the outage")
         out = rx.titled("out of credits")
         assert len(out) == 1 and "credits" in out[0]["message"]
         assert "Studio accepts work again" in rx.titled("credits are back")[0]["message"]
