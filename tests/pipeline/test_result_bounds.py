@@ -92,7 +92,7 @@ def test_doctor_ends_within_its_cap_against_a_dripping_api(tmp_path):
         findings = run_checks(_doctor_config(tmp_path, api.url), inotify_limit=None, max_wait_seconds=1.5)
     api_finding = next(f for f in findings if f.check == "api")
     assert api_finding.verdict == FAIL and "within 1.5 s" in api_finding.detail
-    assert time.monotonic() - started < 3.5
+    assert time.monotonic() - started < 8, "the drip alone would last 16 s a try"
 
 
 def test_doctor_reports_an_endless_api_answer_without_reading_it_all(tmp_path):
