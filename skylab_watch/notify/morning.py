@@ -98,7 +98,8 @@ class DailyReport:
         day, slot = due
         report = build_report(self.ledger, slot - self.config.since_hours * 3600, now, watches=self.watches)
         alert = (EVENT, f"{self.prefix}{report_title(report)}", render_text(report), render_html(report))
-        claimed = self.ledger.claim_day(SCHEDULE, day, now, alert)
+        # The outbox keeps the sender's time (time.time), whatever clock decided that the report is due.
+        claimed = self.ledger.claim_day(SCHEDULE, day, time.time(), alert)
         self._done = day  # claimed here, or by another run of the daemon first: either way this day is done
         if claimed:
             log.info("the daily report of %s is in the alert outbox: %s", day, report_title(report))
