@@ -424,3 +424,15 @@ def test_a_photo_moved_to_delivered_records_when(ledger: Ledger) -> None:
     for state in ("batched", "uploading", "uploaded", "queued", "delivering", "delivered"):
         ledger.update_photo(photo.id, state=state)
     assert ledger.get_photo(photo.id).delivered_at is not None
+
+
+# --- daily schedule ----------------------------------------------------------------------
+
+def test_a_day_is_claimed_once_with_its_alert_and_a_later_day_again(ledger: Ledger) -> None:
+    assert ledger.last_day("report") is None
+    assert ledger.claim_day("report", "2026-11-25", 1.0, ("report", "t", "text", "<p>html</p>")) is True
+    assert ledger.claim_day("report", "2026-11-25", 2.0, ("report", "t2", "text", None)) is False
+    assert ledger.claim_day("report", "2026-11-24", 3.0, None) is False, "an earlier day never goes back"
+    assert [(a.title, a.html) for a in ledger.alerts()] == [("t", "<p>html</p>")]
+    assert ledger.claim_day("report", "2026-11-26", 4.0, None) is True
+    assert ledger.last_day("report") == "2026-11-26"
