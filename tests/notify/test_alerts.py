@@ -68,7 +68,10 @@ def test_alerts_wait_in_the_outbox_while_the_receiver_is_down_and_photos_keep_be
             assert rx.alerts() == [] and rx.refused >= 1
             assert all(a.sent_at is None for a in d.ledger.alerts()), "nothing is taken while the notifier is down"
             rx.down = False
-            wait_for(lambda: rx.titled("credits are back"), timeout=10, what="the alerts after the outage")
+            # Both, not only the newer one: the older alert has failed more tries, so its next one comes later
+            # (up to 0.2 s doubled per try); under load the outage lasts long enough for that to pass 10 s.
+            wait_for(lambda: rx.titled("credits are back") and rx.titled("out of credits"), timeout=30,
+                     what="the alerts after the outage")
         out = rx.titled("out of credits")
         assert len(out) == 1 and "credits" in out[0]["message"]
         assert "Studio accepts work again" in rx.titled("credits are back")[0]["message"]
