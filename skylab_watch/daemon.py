@@ -68,7 +68,8 @@ class Daemon:
         self.stall_seconds = 60.0
         self.on_loop: Callable[[Daemon], None] | None = None
         self._pauses = HandPauses(ledger)
-        self.notifications = Notifications(config.notify, ledger, once, self.health_problem)
+        self.notifications = Notifications(config.notify, ledger, once, self.health_problem, report=config.report,
+                                           watches=[w.name for w in config.watches])
         self.result: int | None = None
 
     # ------------------------------------------------------------------ life cycle
@@ -356,7 +357,8 @@ class Daemon:
 
     def _warn_restart_only(self, new: Config) -> None:
         """Some settings are fixed at start; say so rather than silently ignoring them."""
-        for key in ("upload_concurrency", "download_concurrency", "callback", "studio", "ledger", "notify"):
+        for key in ("upload_concurrency", "download_concurrency", "callback", "studio", "ledger", "notify",
+                    "report"):
             if getattr(new, key) != getattr(self._started_config, key):
                 log.warning("the new %s takes effect only after a restart", key.replace("_", " "))
 

@@ -19,7 +19,11 @@ What each figure counts, per watch, within the window:
 - failed: photos that ended failed in the window, each with its reason;
 - jobs: jobs opened in the window, and how many of them failed;
 - waited: found to delivered, median and longest, over the delivered ones;
-- per hour: delivered photos divided by the window's length.
+- per hour: delivered photos divided by the window's length;
+- paused: the watch's pauses as the ledger stands when the report is made
+  (by hand with `skylab-watch pause`, or because its input folder is gone),
+  each with why and since when; a pause lifted before then is not listed
+  (a share-gone pause still shows in the notices, raised and cleared).
 
 Credits used are NOT reported: Studio's answers tell nothing of credits
 spent (the contract knows only "out of credits", a 402), so nothing in the
@@ -35,7 +39,7 @@ from typing import Any, Iterable
 
 from skylab_watch.ledger import JobState, Ledger, Photo, PhotoState
 
-__all__ = ["Report", "WatchFigures", "Problem", "NoticeEntry", "build_report"]
+__all__ = ["Report", "WatchFigures", "Problem", "NoticeEntry", "Pause", "build_report"]
 
 REACHED_STUDIO = (PhotoState.UPLOADED, PhotoState.QUEUED, PhotoState.DELIVERING, PhotoState.DELIVERED,
                   PhotoState.DONE)
@@ -50,6 +54,15 @@ class Problem:
     state: str
     reason: str
     at: float
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A watch held when the report was made. by: `hand` (skylab-watch pause) or `share` (input folder gone)."""
+
+    by: str
+    reason: str
+    since: float
 
 
 @dataclass
@@ -69,6 +82,7 @@ class WatchFigures:
     waited_longest: float | None = None
     per_hour: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    paused: list[Pause] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,7 @@ class Report:
             entry = asdict(w)
             entry.pop("name")
             entry["problems"] = [{**asdict(p), "at": iso_time(p.at)} for p in w.problems]
+            entry["paused"] = [{**asdict(p), "since": iso_time(p.since)} for p in w.paused]
             watches[w.name] = entry
         totals = {f: self.total(f) for f in COUNTS}
         notices = [{**asdict(n), "raised_at": iso_time(n.raised_at),
@@ -138,6 +153,7 @@ def build_report(ledger: Ledger, since: float, until: float, watches: Iterable[s
         entry = figures.setdefault(job.watch, WatchFigures(job.watch))
         entry.jobs += 1
         entry.jobs_failed += job.state in (JobState.FAILED, JobState.DELETED)
+    _add_pauses(ledger, figures)
     hours = max(until - since, 1.0) / 3600.0
     for name, entry in figures.items():
         _set_waits(entry, waits.get(name, []))
@@ -164,6 +180,16 @@ def _count_photo(entry: WatchFigures, photo: Photo, since: float, until: float, 
     elif state == PhotoState.FAILED and since <= photo.updated_at <= until:
         entry.failed += 1
         entry.problems.append(_problem(photo, photo.updated_at))
+
+
+def _add_pauses(ledger: Ledger, figures: dict[str, WatchFigures]) -> None:
+    """Add the pauses standing now, by hand and share-gone (`watch:W` notices), to their watches."""
+    for watch, (reason, since) in ledger.paused_by_hand().items():
+        figures.setdefault(watch, WatchFigures(watch)).paused.append(Pause("hand", reason, since))
+    for key, (message, since) in ledger.notices().items():
+        kind, _, watch = key.partition(":")
+        if kind == "watch" and watch:
+            figures.setdefault(watch, WatchFigures(watch)).paused.append(Pause("share", message, since))
 
 
 def _problem(photo: Photo, at: float) -> Problem:

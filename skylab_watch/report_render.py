@@ -13,7 +13,7 @@ import html
 import time
 
 from skylab_watch.printable import printable
-from skylab_watch.report import NoticeEntry, Report, WatchFigures
+from skylab_watch.report import NoticeEntry, Pause, Report, WatchFigures
 
 __all__ = ["render_text", "render_html", "duration", "MAX_LISTED"]
 
@@ -75,6 +75,13 @@ def _notice_line(n: NoticeEntry) -> str:
     return f"{n.message} (raised {_clock(n.raised_at)}, {end})"
 
 
+def _pause_line(watch: str, p: Pause) -> str:
+    """Return `paused by hand since 2026-11-25 01:10: <reason> (skylab-watch resume W)` or the share's notice."""
+    if p.by == "hand":
+        return f"paused by hand since {_clock(p.since)}: {p.reason} (skylab-watch resume {watch} lifts it)"
+    return f"{p.reason} (since {_clock(p.since)}; it resumes when the folder is back)"
+
+
 def render_text(report: Report) -> str:
     """Given a Report, return it as plain text: a heading, a block per watch, then the notices."""
     lines = [f"skylab-watch report, {_window(report)}",
@@ -82,6 +89,7 @@ def render_text(report: Report) -> str:
              f"{report.total('failed')} failed"]
     for w in report.watches:
         lines += ["", f"{printable(w.name)}: {_counts_line(w)}", f"  {_timing_line(w, report.until - report.since)}"]
+        lines += [f"  {printable(_pause_line(w.name, p))}" for p in w.paused]
         for p in w.problems[:MAX_LISTED]:
             lines.append(f"  {p.state}: {printable(p.path)}: {printable(_reason(p.watch, p.path, p.reason))}")
         if len(w.problems) > MAX_LISTED:
@@ -133,6 +141,9 @@ def render_html(report: Report) -> str:
              f"{report.total('failed')} failed</p>",
              f'<table style="border-collapse:collapse"><tr>{head}</tr>',
              *(_row(w) for w in report.watches), "</table>"]
+    paused = "".join(f"<li>{_h(w.name)}: {_h(_pause_line(w.name, p))}</li>" for w in report.watches for p in w.paused)
+    if paused:
+        parts.append(f"<h3>Paused</h3><ul>{paused}</ul>")
     if report.problems:
         parts.append(f"<h3>Rejected and failed</h3><ul>{''.join(_problem_items(w) for w in report.watches)}</ul>")
     if report.notices:

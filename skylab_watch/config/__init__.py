@@ -10,12 +10,12 @@ from skylab_watch.config.load import load_config, parse_config
 from skylab_watch.config.profiles import match_profiles, resolve_profiles
 from skylab_watch.config.schema import (
     BatchConfig, CallbackConfig, Config, CreditsConfig, DownloadsConfig, LoggingConfig, NotifyConfig, NotifyTarget,
-    PollingConfig, RetryConfig, StudioConfig, UploadsConfig, WatchConfig,
+    PollingConfig, ReportConfig, RetryConfig, StudioConfig, UploadsConfig, WatchConfig,
 )
 
 __all__ = [
     "BatchConfig", "CallbackConfig", "Config", "CreditsConfig", "DownloadsConfig", "LoggingConfig",
     "NotifyConfig", "NotifyTarget",
-    "PollingConfig", "RetryConfig", "StudioConfig", "UploadsConfig", "WatchConfig",
+    "PollingConfig", "ReportConfig", "RetryConfig", "StudioConfig", "UploadsConfig", "WatchConfig",
     "load_config", "match_profiles", "parse_config", "resolve_profiles",
 ]

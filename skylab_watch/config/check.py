@@ -182,6 +182,16 @@ class SchemaChecker:
                                    f"(got {_describe(url, reveal=False)})")
         return INVALID if events is INVALID else NotifyTarget(url=url.strip(), events=events)
 
+    def check_clock(self, value: object, option: Option, path: str) -> Any:
+        """A local time HH:MM. YAML 1.1 reads an unquoted 7:00 as the number 420: say to quote it."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return self.fail(path, f"must be a time such as \"07:00\", got the number {value} (YAML reads an "
+                                   "unquoted 7:00 as a number)", fix="put the time in quotes: \"07:00\"")
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip()) if isinstance(value, str) else None
+        if match is None:
+            return self.fail(path, f"must be a local time HH:MM (24-hour) such as \"07:00\", got {_describe(value)}")
+        return f"{int(match.group(1)):02}:{match.group(2)}"
+
     def check_events(self, value: object, option: Option, path: str) -> Any:
         return self._event_list(value, path)
 

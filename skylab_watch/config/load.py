@@ -110,6 +110,7 @@ def parse_config(
     checker.problems += folder_problems(values["watches"], check_paths)
     checker.problems += [p for p in [insecure_api_url(values["studio"])] if p is not None]
     checker.problems += notifier_problems(values["notify"])
+    checker.problems += report_problems(values["report"], values["notify"])
     if checker.problems:
         raise ConfigError(checker.problems, source)
     config = build(Config, SCHEMA, values)
@@ -204,6 +205,20 @@ def notifier_problems(notify: Any) -> list[Problem]:
     return [Problem(f"notify.urls[{i}]", "apprise does not understand this URL (the URL is not shown: it may "
                                           "hold a token)", "see https://github.com/caronc/apprise/wiki for the formats")
             for i, target in enumerate(notify["urls"]) if apprise.Apprise.instantiate(target.url) is None]
+
+
+def report_problems(report: Any, notify: Any) -> list[Problem]:
+    """Given the checked report and notify sections, return the problem of a report no notifier takes."""
+    if not report or report is INVALID or notify is INVALID:
+        return []
+    urls = notify["urls"] if notify else None
+    if urls is INVALID:
+        return []
+    default = notify["events"] if notify and notify["events"] is not INVALID else ()
+    if any("report" in (t.events if t.events is not None else default) for t in urls or ()):
+        return []
+    return [Problem("report.at", "the report is sent through notify.urls, and no URL there takes the report event",
+                    "add notify.urls (or add report to the events of one), or remove the report section")]
 
 
 # --- secrets that others can read ---------------------------------------------

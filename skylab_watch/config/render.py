@@ -81,7 +81,9 @@ def format_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(json.dumps(v) for v in value) + "]"
     if isinstance(value, str):
-        plain = _PLAIN.match(value) and value.lower() not in _YAML_WORDS and not _is_number(value)
+        # A time such as 07:00 is quoted: YAML 1.1 reads 7:00 as a number, and a copy edited from 07:00 would.
+        plain = (_PLAIN.match(value) and value.lower() not in _YAML_WORDS and not _is_number(value)
+                 and not re.match(r"^[0-9]+:", value))
         return value if plain else json.dumps(value)
     return repr(value)
 

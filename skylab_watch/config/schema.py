@@ -34,7 +34,7 @@ REQUIRED: Any = _Required()
 # The kinds of value; check.SchemaChecker has one check_<kind> method for each.
 KINDS = (
     "str", "secret", "url", "slug", "int", "seconds", "hours", "bool", "path",
-    "choice", "patterns", "profile", "listen", "section", "list", "targets", "events",
+    "choice", "patterns", "profile", "listen", "section", "list", "targets", "events", "clock",
 )
 
 _SPEC = "skylab_watch.config"  # the metadata key of a field's KeySpec
@@ -297,9 +297,10 @@ class CallbackConfig:
         return urlsplit(self.public_url).path or "/"
 
 
-ALERT_EVENTS: tuple[str, ...] = ("failed", "credits", "paused", "stalled", "unclean_stop", "disk_full")
+ALERT_EVENTS: tuple[str, ...] = ("failed", "credits", "paused", "stalled", "unclean_stop", "disk_full", "report")
 """What an alert can be about: photos failed (a digest), out of credits and back, a watch paused and back,
-deliveries stalled, the daemon started after an unclean stop, the output disk full and writable again."""
+deliveries stalled, the daemon started after an unclean stop, the output disk full and writable again,
+and the daily report (sent only when `report.at` is set)."""
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,7 @@ class NotifyTarget:
 class NotifyConfig:
     """Alerts through apprise (pip install 'skylab-watch[notify]') and health pings (healthchecks.io).
 
-    Events: failed, credits, paused, stalled, unclean_stop, disk_full.
+    Events: failed, credits, paused, stalled, unclean_stop, disk_full, report.
     """
 
     urls: tuple[NotifyTarget, ...] | None = key(
@@ -338,6 +339,23 @@ class NotifyConfig:
     def targets(self) -> tuple[NotifyTarget, ...]:
         """The notifiers, none if notify.urls is absent."""
         return self.urls or ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportConfig:
+    """The daily report, sent by a running daemon through the notify.urls that take the report event.
+
+    Sent once a day at `at`, local time, as plain text, and as HTML to notifiers that take HTML (e-mail).
+    Missed because the daemon was not running then, it is sent at its next start within late_hours.
+    """
+
+    at: str = key("clock", "Local time (HH:MM, 24-hour, quoted) the report is sent every day.", example="07:00")
+    since_hours: float = key("hours", "The report covers this many hours before `at` (24: every hour is in "
+                                      "one report; 12: the night only).", 24, maximum=168,
+                             maximum_why="a week is what a daily report can usefully list")
+    late_hours: float = key("hours", "A report missed at `at` (daemon stopped) is still sent at a start up to "
+                                     "this many hours later; after that, that day's report is skipped.", 5,
+                            maximum=23, maximum_why="the next day's report is due by then")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -365,6 +383,7 @@ class Config:
     retry: GiveUpConfig = section(GiveUpConfig)
     callback: CallbackConfig | None = section(CallbackConfig, optional=True)
     notify: NotifyConfig | None = section(NotifyConfig, optional=True)
+    report: ReportConfig | None = section(ReportConfig, optional=True)
     logging: LoggingConfig = section(LoggingConfig)
     source: Path | None = None
     # What loading found worth a warning but not a refusal (a secret that others can read).

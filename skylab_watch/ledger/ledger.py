@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 
 from skylab_watch.ledger.db import Database
 from skylab_watch.ledger.records import Alert, Job, Output, Photo, StateCount, from_row
+from skylab_watch.ledger.schedule import ScheduleQueries
 from skylab_watch.ledger.schema import MIGRATIONS
 from skylab_watch.ledger.states import SENT_STATES, PhotoState, check_job_move, check_photo_move
 
@@ -21,7 +22,7 @@ _PHOTO_COLUMNS = frozenset(Photo.__dataclass_fields__) - {"id"}
 _JOB_COLUMNS = frozenset(Job.__dataclass_fields__) - {"id"}
 
 
-class Ledger:
+class Ledger(ScheduleQueries):
     """The record of every file and job. Open one per process; share it between threads."""
 
     def __init__(self, path: str | Path, check_filesystem: bool = True) -> None:

@@ -117,3 +117,5 @@ class Alert:
     next_try_at: float
     last_error: str | None
     sent_at: float | None
+    html: str | None = None
+    """The same message as HTML, for notifiers that take HTML (the morning report); None: body only."""

@@ -148,9 +148,24 @@ def _history_alerts_and_pauses(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _alert_html_and_schedule(conn: sqlite3.Connection) -> None:
+    """alerts.html: an HTML rendering sent instead of the body to notifiers that take HTML (the morning
+    report); schedule: the last local day each daily task ran (the morning report), so it runs once a day
+    even across restarts."""
+    conn.execute("ALTER TABLE alerts ADD COLUMN html TEXT")
+    _run_statements(conn, """
+        CREATE TABLE IF NOT EXISTS schedule (
+            name          TEXT PRIMARY KEY,
+            last_day      TEXT NOT NULL,
+            last_run      REAL NOT NULL
+        )
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("initial schema: jobs, photos, outputs, notices", _initial),
     ("photo trouble clock and job type", _trouble_clock_and_job_type),
     ("photo file identity and callback replay cache", _file_identity_and_callback_replays),
     ("delivery time, notice history, alert outbox, paused watches", _history_alerts_and_pauses),
+    ("alert HTML part and daily schedule", _alert_html_and_schedule),
 ]

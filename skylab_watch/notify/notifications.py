@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
-from skylab_watch.config import NotifyConfig
+from skylab_watch.config import NotifyConfig, ReportConfig
 from skylab_watch.ledger import Ledger
 from skylab_watch.notify import digest
 from skylab_watch.notify.conditions import ConditionWatcher
 from skylab_watch.notify.digest import FailureDigest
 from skylab_watch.notify.marker import RunningMarker
+from skylab_watch.notify.morning import DailyReport
 from skylab_watch.notify.outbox import AlertSender
 from skylab_watch.notify.pings import HealthPings
 from skylab_watch.notify.stalls import StallWatch
@@ -33,7 +34,8 @@ class Notifications:
     """Alerts and pings of one daemon run. `health()` returns None while the work loop is healthy."""
 
     def __init__(self, config: NotifyConfig | None, ledger: Ledger, once: bool,
-                 health: Callable[[], str | None]) -> None:
+                 health: Callable[[], str | None], report: ReportConfig | None = None,
+                 watches: Iterable[str] = ()) -> None:
         self.config = config
         self.ledger = ledger
         self.once = once
@@ -43,6 +45,9 @@ class Notifications:
         self.sender: AlertSender | None = None
         self.pings = HealthPings(config.ping_url, config.ping_seconds, health) if config and config.ping_url else None
         self._watchers: tuple[ConditionWatcher, FailureDigest, StallWatch] | None = None
+        # Made here, not at start(), so that a test can move its clock before the daemon starts.
+        self.daily = (DailyReport(report, ledger, watches, f"skylab-watch on {self.host}: ")
+                      if report is not None and self.wanted_by("report") else None)
 
     def wanted_by(self, event: str) -> list[int]:
         """Return the indexes of the notifiers that take `event`."""
@@ -95,6 +100,8 @@ class Notifications:
             self._send_digest(failures)
         for title, body in stalls.stalled():
             self.alert("stalled", title, body)
+        if self.daily is not None and self.daily.send_if_due() and self.sender is not None:
+            self.sender.wake()
 
     def _send_digest(self, failures: FailureDigest, now: float | None = None) -> None:
         found = failures.collect(now)

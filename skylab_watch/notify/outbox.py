@@ -26,7 +26,7 @@ class Transport(Protocol):
 
     def name(self, index: int) -> str: ...
 
-    def send(self, index: int, title: str, body: str) -> str | None: ...
+    def send(self, index: int, title: str, body: str, html: str | None = None) -> str | None: ...
 
 
 def retry_delay(first: float, attempts: int) -> float:
@@ -90,7 +90,7 @@ class AlertSender:
         for index in self.wanted_by(alert.event):
             if index in taken:
                 continue
-            error = self.transport.send(index, alert.title, alert.body)
+            error = self.transport.send(index, alert.title, alert.body, alert.html)
             if error is None:
                 taken.add(index)
             else:

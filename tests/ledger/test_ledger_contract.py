@@ -65,8 +65,11 @@ CREATE INDEX alerts_unsent ON alerts (sent_at, next_try_at);
 CREATE TABLE paused_watches (watch TEXT PRIMARY KEY, reason TEXT NOT NULL, since REAL NOT NULL);
 """)
 
+V5_DDL = (V4_DDL.replace("last_error TEXT, sent_at REAL);", "last_error TEXT, sent_at REAL, html TEXT);")
+          + "CREATE TABLE schedule (name TEXT PRIMARY KEY, last_day TEXT NOT NULL, last_run REAL NOT NULL);\n")
+
 # The DDL of every schema version: 0 is a new, empty file.
-SCHEMA_AT = {0: "", 1: V1_DDL, 2: V2_DDL, 3: V3_DDL, 4: V4_DDL}
+SCHEMA_AT = {0: "", 1: V1_DDL, 2: V2_DDL, 3: V3_DDL, 4: V4_DDL, 5: V5_DDL}
 
 # Rows written into a ledger of each old version, to check a migration keeps them.
 ROWS_AT = {
@@ -83,7 +86,13 @@ INSERT INTO notices (key, message, since) VALUES ('credits', 'out of credits', 1
 }
 ROWS_AT[2] = ROWS_AT[1]
 ROWS_AT[3] = ROWS_AT[1]
-ROWS_AT[4] = ROWS_AT[1]
+ROWS_AT[4] = ROWS_AT[1] + """
+INSERT INTO alerts (event, title, body, created_at, next_try_at) VALUES ('credits', 'out', 'body', 1, 1);
+INSERT INTO paused_watches (watch, reason, since) VALUES ('w', 'by hand', 1);
+"""
+ROWS_AT[5] = ROWS_AT[4] + """
+INSERT INTO schedule (name, last_day, last_run) VALUES ('report', '2026-11-25', 1);
+"""
 
 
 @pytest.fixture
@@ -146,6 +155,9 @@ def test_a_ledger_at_each_old_version_migrates_to_the_current_schema_keeping_its
             assert ledger.get_photo(1).rel_path == "a.jpg" and ledger.get_job(1).name == "w-old-job"
             assert [o.path for o in ledger.outputs_of(1)] == ["/out/a.jpg"]
             assert ledger.notices()["credits"][0] == "out of credits"
+        if version >= 4:
+            (alert,) = ledger.alerts()
+            assert alert.title == "out" and alert.html is None, "an alert of v4 keeps its body, without HTML"
     finally:
         ledger.close()
     assert _schema(old) == _schema(tmp_path / "new.sqlite3")
@@ -412,3 +424,15 @@ def test_a_photo_moved_to_delivered_records_when(ledger: Ledger) -> None:
     for state in ("batched", "uploading", "uploaded", "queued", "delivering", "delivered"):
         ledger.update_photo(photo.id, state=state)
     assert ledger.get_photo(photo.id).delivered_at is not None
+
+
+# --- daily schedule ----------------------------------------------------------------------
+
+def test_a_day_is_claimed_once_with_its_alert_and_a_later_day_again(ledger: Ledger) -> None:
+    assert ledger.last_day("report") is None
+    assert ledger.claim_day("report", "2026-11-25", 1.0, ("report", "t", "text", "<p>html</p>")) is True
+    assert ledger.claim_day("report", "2026-11-25", 2.0, ("report", "t2", "text", None)) is False
+    assert ledger.claim_day("report", "2026-11-24", 3.0, None) is False, "an earlier day never goes back"
+    assert [(a.title, a.html) for a in ledger.alerts()] == [("t", "<p>html</p>")]
+    assert ledger.claim_day("report", "2026-11-26", 4.0, None) is True
+    assert ledger.last_day("report") == "2026-11-26"
