@@ -246,17 +246,19 @@ class Daemon:
                 and self.inspections.pending(disc.name) == 0)
 
     def _create_jobs(self) -> None:
-        """Create closed jobs at Studio; one job's refusal fails that job only, never the others."""
+        """Create jobs at Studio as soon as they hold a photo (open or closed), so uploads start at once;
+        one job's refusal fails that job only, never the others."""
         if self.ctx.credits.is_open():
-            closed = self.ctx.ledger.jobs_in_state(JobState.CLOSED, JobState.CREATING)
-            self._each_job(closed, jobs.create_closed_job, "creating")
+            due = [j for j in self.ctx.ledger.jobs_in_state(JobState.OPEN, JobState.CLOSED, JobState.CREATING)
+                   if j.state != JobState.OPEN or self.ctx.ledger.count_job_photos(j.id)]
+            self._each_job(due, jobs.create_job, "creating")
 
     def _queue_jobs(self) -> None:
-        """Queue created jobs whose uploads are all settled."""
+        """Queue created jobs that are closed and whose uploads are all settled."""
         if not self.ctx.credits.is_open():
             return
         ready = [j for j in self.ctx.ledger.jobs_in_state(JobState.CREATED, JobState.QUEUEING)
-                 if jobs.upload_finished(self.ctx, j)]
+                 if jobs.ready_to_queue(self.ctx, j)]
         self._each_job(ready, jobs.queue_uploaded_job, "queueing")
 
     def _each_job(self, candidates: list, step: Callable, doing: str) -> None:

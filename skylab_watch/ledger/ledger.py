@@ -16,7 +16,9 @@ from skylab_watch.ledger.db import Database
 from skylab_watch.ledger.records import Alert, Job, Output, Photo, StateCount, from_row
 from skylab_watch.ledger.schedule import ScheduleQueries
 from skylab_watch.ledger.schema import MIGRATIONS
-from skylab_watch.ledger.states import SENT_STATES, PhotoState, check_job_move, check_photo_move
+from skylab_watch.ledger.states import (
+    JOB_COLLECTING_STATES, SENT_STATES, JobState, PhotoState, check_job_move, check_photo_move,
+)
 
 _PHOTO_COLUMNS = frozenset(Photo.__dataclass_fields__) - {"id"}
 _JOB_COLUMNS = frozenset(Job.__dataclass_fields__) - {"id"}
@@ -172,8 +174,24 @@ class Ledger(ScheduleQueries):
             params.append(watch)
         return [from_row(Job, r) for r in self.db.query(sql + " ORDER BY id", params)]
 
+    def collecting_jobs(self, watch: str | None = None) -> list[Job]:
+        """Return the jobs still taking photos (not closed; not yet, or already, at Studio), oldest first."""
+        marks = ",".join("?" * len(JOB_COLLECTING_STATES))
+        sql = f"SELECT * FROM jobs WHERE state IN ({marks}) AND closed_at IS NULL"
+        params: list[Any] = list(JOB_COLLECTING_STATES)
+        if watch is not None:
+            sql += " AND watch = ?"
+            params.append(watch)
+        return [from_row(Job, r) for r in self.db.query(sql + " ORDER BY id", params)]
+
     def update_job(self, job_id: int, **changes: Any) -> None:
-        """Change columns of one job; a change of state must be one `states.JOB_MOVES` lists."""
+        """Change columns of one job; a change of state must be one `states.JOB_MOVES` lists.
+
+        A job that becomes `closed` gets its `closed_at` (now, unless given): a job without one
+        still takes photos once it is created (`collecting_jobs`).
+        """
+        if changes.get("state") == JobState.CLOSED:
+            changes.setdefault("closed_at", time.time())
         self._update("jobs", _JOB_COLUMNS, job_id, changes, check_job_move)
 
     def add_to_job(self, photo_id: int, job_id: int, studio_name: str) -> None:

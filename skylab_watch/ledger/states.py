@@ -40,10 +40,10 @@ class PhotoState(str, Enum):
 class JobState(str, Enum):
     """The life of one Studio job, from the moment its name is reserved."""
 
-    OPEN = "open"                # collecting photos
+    OPEN = "open"                # collecting photos; not sent to Studio yet
     CLOSED = "closed"            # full or due; never sent to Studio yet
-    CREATING = "creating"        # intent: a create call may have reached Studio
-    CREATED = "created"          # Studio's id recorded; photos are uploaded into it
+    CREATING = "creating"        # intent: a create call may have reached Studio (collecting while closed_at is unset)
+    CREATED = "created"          # Studio's id recorded; photos are uploaded into it (and join it until closed_at)
     QUEUEING = "queueing"        # intent: the queue call may have reached Studio
     QUEUED = "queued"            # processing at Studio
     DELIVERED = "delivered"      # every photo's outputs written (or failed)
@@ -77,7 +77,7 @@ PHOTO_MOVES: dict[PhotoState, frozenset[PhotoState]] = {
 }
 
 JOB_MOVES: dict[JobState, frozenset[JobState]] = {
-    J.OPEN: frozenset({J.CLOSED}),
+    J.OPEN: frozenset({J.CLOSED, J.CREATING, J.CREATED, J.FAILED}),  # created as soon as its first photo joins
     J.CLOSED: frozenset({J.CREATING, J.CREATED, J.FAILED}),
     J.CREATING: frozenset({J.CREATED, J.FAILED}),
     J.CREATED: frozenset({J.QUEUEING, J.DELETED, J.FAILED}),
@@ -102,6 +102,9 @@ AT_STUDIO_STATES = (P.QUEUED, P.DELIVERING, P.DELIVERED)
 UPLOADABLE_STATES = (P.BATCHED, P.UPLOADING)
 # Photo states in which a photo still waits on its job (a job-level failure ends them).
 WAITING_ON_JOB = (P.BATCHED, P.UPLOADING, P.UPLOADED, P.QUEUED, P.DELIVERING)
+# Job states in which a job still takes photos, as long as its closed_at is unset (streaming ingest:
+# a job is created at Studio while it collects, so uploads start before the batch closes).
+JOB_COLLECTING_STATES = (J.OPEN, J.CREATING, J.CREATED)
 # Job states after which Studio no longer works on the job.
 JOB_FINISHED_STATES = (J.COMPLETED, J.FAILED, J.CANCELLED, J.DELIVERED, J.DELETED)
 # Job states in which the job still has work ahead of it.

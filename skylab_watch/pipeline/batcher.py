@@ -2,8 +2,14 @@
 
 A job closes at `max_photos`, after `quiet_seconds` with no new photo, or
 `max_wait_seconds` after it opened, whichever comes first. Its name is
-generated and recorded when it opens, long before Studio hears of it, so that
+generated and recorded when it opens, before Studio hears of it, so that
 after a crash the job is found by name instead of created twice.
+
+Ingest streams: the work loop creates a job at Studio as soon as its first
+photo joins (`jobs.create_job`), and photos keep joining it while it is
+created; closing only sets `closed_at` (a job never sent yet also becomes
+`closed`). So uploads start at once instead of waiting for the batch to fill,
+and the job is queued when it is closed and its uploads are done.
 """
 
 from __future__ import annotations
@@ -38,8 +44,8 @@ def unique_studio_name(rel_path: str, taken: set[str]) -> str:
 
 
 def open_job_for(ctx: Context, watch: WatchConfig) -> Job:
-    """Return the watch's open job, reserving a new one (name recorded first) if there is none."""
-    existing = ctx.ledger.jobs_in_state(JobState.OPEN, watch=watch.name)
+    """Return the watch's collecting job, reserving a new one (name recorded first) if there is none."""
+    existing = ctx.ledger.collecting_jobs(watch.name)
     if existing:
         return existing[0]
     for _ in range(5):
@@ -67,14 +73,14 @@ def batch_ready_photos(ctx: Context, watch: WatchConfig) -> int:
 
 
 def close_due_jobs(ctx: Context, watch: WatchConfig, nothing_pending: bool = False) -> list[Job]:
-    """Close the watch's open job if its policy says so; return the jobs closed.
+    """Close the watch's collecting job if its policy says so; return the jobs closed.
 
     nothing_pending: the caller knows no more photos are on their way (used by
     `run --once`, which should not sit out quiet_seconds for nothing).
     """
     closed = []
     now = ctx.clock()
-    for job in ctx.ledger.jobs_in_state(JobState.OPEN, watch=watch.name):
+    for job in ctx.ledger.collecting_jobs(watch.name):
         count = ctx.ledger.count_job_photos(job.id)
         if count == 0:
             continue
@@ -98,7 +104,14 @@ def _close_reason(watch: WatchConfig, job: Job, count: int, now: float, nothing_
 
 
 def close_job(ctx: Context, job: Job, why: str) -> None:
-    """Close a job: no more photos join it; it is ready to be created in Studio."""
-    ctx.ledger.update_job(job.id, state=JobState.CLOSED, closed_at=ctx.clock())
+    """Close a job: no more photos join it; once its uploads are done it is queued.
+
+    A job not yet sent to Studio becomes `closed`; one already being created
+    or created keeps its state (the Studio side of it is unchanged).
+    """
+    if job.state == JobState.OPEN:
+        ctx.ledger.update_job(job.id, state=JobState.CLOSED, closed_at=ctx.clock())
+    else:
+        ctx.ledger.update_job(job.id, closed_at=ctx.clock())
     log.info("%s: closed job %s with %d photo(s) because %s", job.watch, job.name,
              ctx.ledger.count_job_photos(job.id), why)

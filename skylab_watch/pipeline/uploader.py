@@ -2,8 +2,11 @@
 
 The photo's state is the intent: `uploading` is set (and the try counted)
 before any call, so a later pass knows a record may already exist and lists
-the job's photos before creating one again. Proof of upload is our own
-successful PUT, recorded here: no answer field of Studio's is taken for it.
+the job's photos before creating one again (recovery only: a clean upload
+never lists). Proof of upload is our own successful PUT, recorded here: no
+answer field of Studio's is taken for it. The file is read once, streamed
+from the descriptor that was checked to be the validated file, and sent
+under the MD5 intake recorded: the store refuses any other bytes.
 Every failure goes through the outcome table (`failures.photo_step_failed`).
 """
 
@@ -13,7 +16,9 @@ import errno
 import hashlib
 import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from skylab_watch.ledger import Job, Photo, PhotoState
 from skylab_watch.ledger.states import UPLOADABLE_STATES
@@ -22,7 +27,7 @@ from skylab_watch.pipeline import failures
 from skylab_watch.pipeline.context import Context
 from skylab_watch.pipeline.outcomes import FileChanged, FileVanished, Outcome, watch_unavailable
 from skylab_watch.studio import BadDigestError
-from skylab_watch.studio.upload import delete_quietly, send_photo_bytes
+from skylab_watch.studio.upload import FileBody, delete_quietly, send_photo_bytes
 from skylab_watch.watch.plain_files import NotPlainFile, open_plain_file, read_at_most
 from skylab_watch.watch.validate import MAX_BYTES, make_resized_copy
 
@@ -55,18 +60,34 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
 
 
 def _upload(ctx: Context, photo: Photo, job: Job) -> str:
-    data = _read_bytes(ctx, photo)
-    studio_id = photo.studio_id
-    if studio_id is None and photo.attempts > 0:
-        studio_id = _find_record(ctx, photo, job)  # an earlier try may have created it: list before create
-    if studio_id is None:
-        studio_id = _create_record(ctx, photo, job)
-    try:
-        send_photo_bytes(ctx.studio, studio_id, data, regular_job=_regular(ctx, job))  # it hashes what it sends
-    except BadDigestError:
-        _read_bytes(ctx, photo)  # raises FileChanged if the file moved on since it was hashed
-        raise
+    """Send the photo: the validated file streamed from its descriptor (read once, hashed as it goes, under
+    the MD5 intake recorded), or the resized copy. Clean path: no listing, one ledger write (`_uploaded`)
+    after the claim; the Studio id is recorded only if the send fails, for the next try to reuse."""
+    with _validated_body(ctx, photo) as body:
+        studio_id = photo.studio_id
+        if studio_id is None and photo.attempts > 0:
+            studio_id = _find_record(ctx, photo, job)  # an earlier try may have created it: list before create
+        if studio_id is None:
+            studio_id = _create_record(ctx, photo, job)
+        try:
+            send_photo_bytes(ctx.studio, studio_id, body, regular_job=_regular(ctx, job))
+            if isinstance(body, FileBody) and not body.matched:
+                raise FileChanged(f"{photo.rel_path}: the bytes sent no longer hash to the validated content")
+        except BaseException as exc:
+            if studio_id != photo.studio_id:
+                ctx.ledger.update_photo(photo.id, studio_id=studio_id)  # the next try reuses the record
+            if isinstance(exc, BadDigestError) and isinstance(body, FileBody) and not _still_validated(body):
+                raise FileChanged(f"{photo.rel_path}: the file changed since it was validated") from exc
+            raise
     return _uploaded(ctx, photo, job, studio_id)
+
+
+def _still_validated(body: FileBody) -> bool:
+    """Return True if the file still hashes to its recorded MD5 (read once more through the same descriptor)."""
+    if body.matched is None:
+        for _chunk in body:
+            pass
+    return bool(body.matched)
 
 
 def _regular(ctx: Context, job: Job) -> bool:
@@ -86,51 +107,68 @@ def _create_record(ctx: Context, photo: Photo, job: Job) -> int:
     studio_id = failures.create_or_adopt(
         lambda: int(ctx.studio.create_photo(name, job_id=job.require_studio_id())["id"]),
         lambda: _find_record(ctx, photo, job), f"{failures.where(photo)}: the photo record")
-    ctx.ledger.update_photo(photo.id, studio_id=studio_id)
     return studio_id
 
 
-def _read_bytes(ctx: Context, photo: Photo) -> bytes:
-    """Read what will be sent; raise FileChanged if the original is no longer the file that was validated.
+@contextmanager
+def _validated_body(ctx: Context, photo: Photo) -> Iterator[FileBody | bytes]:
+    """Yield what will be sent; raise FileChanged if the original is no longer the file that was validated.
 
     The original is opened without following a link and without blocking,
-    must still be the regular file recorded (device, inode, size, mtime),
-    is read no further than its recorded size (+1 byte, to see growth) and
-    must still hash to the recorded md5; a link to /dev/zero, a FIFO or a
-    grown file swapped in after validation is never read as the photo. A
-    read that fails because the watch's folder itself is gone (an unmounted
-    share) pauses the photo instead of failing it: the file is not lost.
+    and must still be the regular file recorded (device, inode, size,
+    mtime); it is then streamed from that descriptor, no further than its
+    recorded size, hashed on the way and sent under the recorded md5 (the
+    store refuses other bytes). A link to /dev/zero, a FIFO or a grown file
+    swapped in after validation is never read as the photo. For an oversized
+    original the resized copy is sent (read whole: it is small, and its md5
+    is not the recorded one). A read that fails because the watch's folder
+    itself is gone (an unmounted share) pauses the photo instead of failing
+    it: the file is not lost.
     """
     root = ctx.watch(photo.watch).input
     original = root / photo.rel_path
     try:
-        data = _read_validated(original, photo)
-        if hashlib.md5(data).hexdigest() != photo.md5:
-            raise FileChanged(str(original))
-        return _copy_or_remake(original, Path(photo.upload_path)) if photo.upload_path else data
+        fd = _open_validated(original, photo)
     except NotPlainFile as exc:
         raise FileChanged(f"{exc.filename}: {exc.strerror}") from exc
     except OSError as exc:
         raise input_error(root, original, exc) from exc
+    try:
+        body = _body(fd, photo, original)
+    except OSError as exc:
+        os.close(fd)
+        raise input_error(root, original, exc) from exc
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        yield body
+    finally:
+        os.close(fd)
 
 
-def _read_validated(path: Path, photo: Photo) -> bytes:
-    """Return the bytes of the original if it is still the file recorded; raise FileChanged if not.
+def _body(fd: int, photo: Photo, original: Path) -> FileBody | bytes:
+    """Return the streamed original, or (for an oversized one) the resized copy once the original is checked."""
+    if not photo.upload_path:
+        return FileBody(fd, photo.size, photo.md5)
+    data = read_at_most(fd, photo.size + 1)
+    if len(data) != photo.size or hashlib.md5(data).hexdigest() != photo.md5:
+        raise FileChanged(f"{original}: not the content that was validated")
+    return _copy_or_remake(original, Path(photo.upload_path))
+
+
+def _open_validated(path: Path, photo: Photo) -> int:
+    """Return a descriptor of the original if it is still the file recorded; raise FileChanged if not.
 
     Rows recorded before the ledger knew device and inode (None) are checked on what they have.
     """
     fd, info = open_plain_file(path)
-    try:
-        recorded = (photo.device, photo.inode, photo.size, photo.mtime_ns)
-        now = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        if any(was is not None and was != is_now for was, is_now in zip(recorded, now, strict=True)):
-            raise FileChanged(f"{path}: not the file that was validated (it was replaced or written to)")
-        data = read_at_most(fd, photo.size + 1)
-    finally:
+    recorded = (photo.device, photo.inode, photo.size, photo.mtime_ns)
+    now = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if any(was is not None and was != is_now for was, is_now in zip(recorded, now, strict=True)):
         os.close(fd)
-    if len(data) != photo.size:
-        raise FileChanged(f"{path}: {len(data)} bytes where {photo.size} were validated")
-    return data
+        raise FileChanged(f"{path}: not the file that was validated (it was replaced or written to)")
+    return fd
 
 
 def _copy_or_remake(original: Path, copy: Path) -> bytes:

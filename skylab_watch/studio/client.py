@@ -259,8 +259,8 @@ class StudioClient:
 
     # ------------------------------------------------------------------ object store
 
-    def put_bytes(self, url: str, data: bytes, content_md5: str, regular_job: bool = True) -> None:
-        """PUT `data` to a presigned URL. Retried while the URL is fresh.
+    def put_bytes(self, url: str, data: http.Body, content_md5: str, regular_job: bool = True) -> None:
+        """PUT `data` (bytes, or a body streamed in chunks) to a presigned URL. Retried while the URL is fresh.
 
         Raises BadDigestError when the store says the bytes do not match,
         UrlExpiredError when the URL has expired or its signature is refused,
@@ -275,7 +275,8 @@ class StudioClient:
                 self._store_once("PUT", url, headers, data).close()
         self.retry.call(attempt, "PUT", what="PUT photo bytes")
 
-    def _store_once(self, method: str, url: str, headers: Mapping[str, str], data: bytes | None) -> requests.Response:
+    def _store_once(self, method: str, url: str, headers: Mapping[str, str],
+                    data: http.Body | None) -> requests.Response:
         """Send one object-store request (under the caller's Guard); return the 2xx answer, its body unread.
 
         A GET follows at most MAX_REDIRECTS redirects, each target checked

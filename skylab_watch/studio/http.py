@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping, Protocol
 
 from typing import BinaryIO
 
@@ -58,9 +58,21 @@ def make_session(pool_size: int = 16) -> requests.Session:
     return bounded_session(pool_size)
 
 
+class StreamedBody(Protocol):
+    """A request body sent in chunks (a file read as it goes out): its length is known up front, so it goes
+    with a Content-Length, and iterating it again starts again from the first byte (a retried request)."""
+
+    def __len__(self) -> int: ...
+
+    def __iter__(self) -> Iterator[bytes]: ...
+
+
+Body = bytes | StreamedBody
+
+
 def send(session: requests.Session, method: str, url: str, timeout: tuple[float, float],
          headers: Mapping[str, str] | None = None, params: Mapping[str, Any] | None = None,
-         body: bytes | None = None, stream: bool = True, redirects: bool = False) -> requests.Response:
+         body: Body | None = None, stream: bool = True, redirects: bool = False) -> requests.Response:
     """Send one request and return the response, whatever its status, its body not read yet.
 
     Redirects are not followed unless asked: the caller decides where a
@@ -167,7 +179,7 @@ def _short(exc: BaseException) -> str:
     return text if len(text) < 300 else text[:300] + "..."
 
 
-def _log_request(method: str, url: str, headers: Mapping[str, str], params: Any, body: bytes | None) -> None:
+def _log_request(method: str, url: str, headers: Mapping[str, str], params: Any, body: Body | None) -> None:
     if not log.isEnabledFor(logging.DEBUG):
         return
     shown = _describe_body(body, headers.get("Content-Type", ""))
@@ -185,10 +197,10 @@ def _log_response(method: str, url: str, response: requests.Response, stream: bo
     log.debug("< %s %s -> %s %s", method, redact_url(url), response.status_code, text)
 
 
-def _describe_body(body: bytes | None, content_type: str) -> str:
+def _describe_body(body: Body | None, content_type: str) -> str:
     if not body:
         return ""
-    if "json" in content_type or "xml" in content_type or "text" in content_type:
+    if isinstance(body, bytes) and ("json" in content_type or "xml" in content_type or "text" in content_type):
         text = body.decode("utf-8", "replace")
         return text if len(text) <= _LOG_BODY_LIMIT else text[:_LOG_BODY_LIMIT] + "..."
     return f"<{len(body)} bytes>"

@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 from pathlib import Path
+from typing import Iterator
 
 from skylab_watch.studio.client import StudioClient
 from skylab_watch.studio.errors import BadDigestError, StudioError, UrlExpiredError
@@ -18,21 +20,69 @@ from skylab_watch.studio.errors import BadDigestError, StudioError, UrlExpiredEr
 log = logging.getLogger("skylab_watch.studio")
 
 
+CHUNK_BYTES = 1 << 18
+"""How much of a file is read (and hashed) at a time while it is sent."""
+
+
 def content_md5(data: bytes) -> str:
     """Return the base64 of the raw 16-byte MD5 of `data`, as Content-MD5 wants it."""
     return base64.b64encode(hashlib.md5(data).digest()).decode("ascii")
 
 
-def send_photo_bytes(client: StudioClient, photo_id: int, data: bytes, md5_b64: str | None = None,
+def md5_hex_to_b64(md5_hex: str) -> str:
+    """Return the Content-MD5 form (base64 of the raw digest) of an MD5 recorded as hex."""
+    return base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii")
+
+
+class FileBody:
+    """The first `size` bytes of an open file, sent in chunks and hashed as they go out.
+
+    The file is read once per send, never held whole in memory. It is sent
+    with Content-MD5 = the MD5 recorded when it was validated, so a store
+    that receives other bytes refuses them (BadDigest): that is what
+    Content-MD5 is for. `matched` says afterwards whether the bytes read
+    hashed to `md5_hex`, so a send that somehow went through with other
+    bytes never counts. A file that got shorter is padded with zeros up to
+    the promised length (the digest then cannot match): the request always
+    ends, and the store refuses it. Each iteration starts again at byte 0,
+    so a retried PUT sends (and checks) the file anew.
+    """
+
+    def __init__(self, fd: int, size: int, md5_hex: str, chunk: int = CHUNK_BYTES) -> None:
+        self.fd, self.size, self.md5_hex, self.chunk = fd, size, md5_hex, chunk
+        self.matched: bool | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.matched = None
+        digest, offset, short = hashlib.md5(), 0, False
+        while offset < self.size:
+            want = min(self.chunk, self.size - offset)
+            data = b"" if short else os.pread(self.fd, want, offset)
+            if len(data) < want:
+                short = True
+                data += bytes(want - len(data))
+            digest.update(data)
+            offset += len(data)
+            yield data
+        self.matched = not short and digest.hexdigest() == self.md5_hex
+
+
+def send_photo_bytes(client: StudioClient, photo_id: int, data: bytes | FileBody, md5_b64: str | None = None,
                      regular_job: bool = True, url_refreshes: int = 2, digest_retries: int = 1) -> None:
-    """PUT `data` for an existing photo record.
+    """PUT `data` (bytes, or a FileBody streamed from the validated file) for an existing photo record.
+
+    A FileBody is sent under the MD5 it was recorded with (`md5_b64` defaults to it); bytes are hashed here.
 
     An expired or refused URL is replaced with a fresh one (up to
     `url_refreshes` times) rather than failing. A BadDigest answer for bytes
     hashed from the very buffer we sent means they were damaged in transit,
     so the PUT is tried again `digest_retries` times before giving up.
     """
-    md5_b64 = md5_b64 or content_md5(data)
+    if md5_b64 is None:
+        md5_b64 = md5_hex_to_b64(data.md5_hex) if isinstance(data, FileBody) else content_md5(data)
     url = client.upload_url(photo_id, md5_b64)
     refreshes, digests = 0, 0
     while True:
@@ -46,8 +96,8 @@ def send_photo_bytes(client: StudioClient, photo_id: int, data: bytes, md5_b64: 
             log.info("upload URL for photo %s expired; asking for a fresh one", photo_id)
             url = client.upload_url(photo_id, md5_b64)
         except BadDigestError:
-            if digests >= digest_retries:
-                raise
+            if digests >= digest_retries or (isinstance(data, FileBody) and data.matched is False):
+                raise  # a file that no longer hashes to its record is not sent again
             digests += 1
             log.info("the store saw damaged bytes for photo %s; sending them again", photo_id)
 

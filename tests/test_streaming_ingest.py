@@ -1,0 +1,93 @@
+"""Streaming ingest: a job is created at its first photo and uploads start before the batch closes;
+a clean run costs no look-up by name and no photo listing; the bytes sent are the ones validated."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import sys
+
+from support import make_image, wait_for
+from daemon_helpers import DaemonThread, studio_photos, write_config
+
+from skylab_watch.pipeline import uploader
+from skylab_watch.studio.upload import FileBody
+
+sys.path.insert(0, str(Path(__file__).parent / "pipeline"))
+from stage_helpers import Stage  # noqa: E402
+
+
+def _config(tmp_path: Path, url: str, **batch: float) -> tuple[Path, Path]:
+    inp = tmp_path / "in"
+    cfg = write_config(tmp_path, url, [{"name": "w", "input": inp, "output": tmp_path / "out", "profile": "plain",
+                                        "settle_seconds": 0.2,
+                                        "batch": {"max_photos": 50, "quiet_seconds": 60, "max_wait_seconds": 60,
+                                                  **batch}}])
+    return cfg, inp
+
+
+def test_a_job_is_created_and_its_photos_uploaded_while_the_batch_is_still_open(tmp_path, plain_emulator):
+    cfg, inp = _config(tmp_path, plain_emulator.url)
+    with DaemonThread(cfg) as d:
+        for i in range(3):
+            make_image(inp / f"IMG_{i}.jpg", seed=i)
+        wait_for(lambda: len(d.ledger.photos_in_state("uploaded")) == 3, timeout=20, what="3 photos uploaded")
+        (job,) = d.ledger.jobs_in_state("created")
+        assert job.closed_at is None, "the batch is still open (quiet and max wait are 60 s)"
+        assert plain_emulator.calls().get("PUT store") == 3, "the store saw the uploads before the batch closed"
+        assert not plain_emulator.calls().get("POST jobs/{id}/queue"), "an open job is not queued"
+        make_image(inp / "late.jpg", seed=9)  # joins the created job, and is uploaded into it
+        wait_for(lambda: len(d.ledger.photos_in_state("uploaded", job_id=job.id)) == 4, timeout=20,
+                 what="the late photo uploaded into the same job")
+        assert plain_emulator.calls().get("POST jobs") == 1
+
+
+def test_a_clean_run_makes_no_lookup_by_name_and_no_photo_listing(tmp_path, plain_emulator):
+    cfg, inp = _config(tmp_path, plain_emulator.url, quiet_seconds=0.5)
+    for i in range(4):
+        make_image(inp / f"IMG_{i}.jpg", seed=20 + i)
+    with DaemonThread(cfg) as d:
+        wait_for(lambda: len(d.ledger.photos_in_state("done", "delivered")) == 4, timeout=30, what="4 delivered")
+    calls = plain_emulator.calls()
+    assert calls.get("POST jobs") == 1 and calls.get("PUT store") == 4 and calls.get("POST jobs/{id}/queue") == 1
+    assert calls.get("GET jobs/find_by_name", 0) == 0, calls
+    assert calls.get("GET photos/list_for_job", 0) == 0, calls
+
+
+def test_a_file_rewritten_in_place_after_validation_is_never_stored(tmp_path, plain_emulator):
+    """Same size and mtime put back by hand: only the running hash can tell; the store refuses the bytes
+    (Content-MD5 is the recorded md5) and the photo is superseded, its record deleted."""
+    stage = Stage(tmp_path, plain_emulator.url)
+    try:
+        photo = stage.add_photo()
+        stage.created_job()
+        path = tmp_path / "w" / "in" / "a.jpg"
+        stat = path.stat()
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        with open(path, "r+b") as fh:
+            fh.write(bytes(data))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        assert uploader.upload_photo(stage.ctx, stage.photo(photo)) == "superseded"
+    finally:
+        stage.close()
+    assert plain_emulator.calls().get("PUT store") == 1, "sent once, refused, not sent again"
+    assert studio_photos(plain_emulator) == [], "the record of bytes the store refused is deleted"
+
+
+def test_a_file_body_streams_in_chunks_and_flags_bytes_that_do_not_match(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"abc" * 1000)
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        body = FileBody(fd, 3000, md5, chunk=512)
+        chunks = list(body)
+        assert len(body) == 3000 and max(map(len, chunks)) == 512 and b"".join(chunks) == path.read_bytes()
+        assert body.matched is True
+        os.truncate(path, 1000)  # shorter now: padded to the promised length, and flagged
+        assert len(b"".join(body)) == 3000 and body.matched is False
+    finally:
+        os.close(fd)
