@@ -78,11 +78,15 @@ def run_official(photos: list[Path], latency: float) -> dict[str, Any]:
         return {"seconds": seconds, "upload": upload_stage(emu), "scratch": scratch}
 
 
-def run_daemon(photos: list[Path], latency: float, concurrency: int = 16) -> dict[str, Any]:
-    """Run `skylab-watch run` over `photos` until all are in queued jobs; return times and upload stage."""
+def run_daemon(photos: list[Path], latency: float, concurrency: int = 16,
+               emulator: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run `skylab-watch run` over `photos` until all are in queued jobs; return times and upload stage.
+
+    `emulator`: more options for the EmulatorProcess (the bandwidth part puts it in a namespace).
+    """
     scratch = work_dir("daemon")
     place_photos(photos, scratch / "in")
-    with EmulatorProcess(scratch, latency) as emu:
+    with EmulatorProcess(scratch, latency, **(emulator or {})) as emu:
         config = write_daemon_config(scratch, emu.url, concurrency=concurrency)
         with DaemonProcess(config) as daemon:
             ready = daemon.wait_ready()
