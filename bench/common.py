@@ -26,7 +26,8 @@ import requests
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / "bench" / ".cache"
+# Photos, trees and scratch folders; the smoke test points it at its tmp_path.
+CACHE = Path(os.environ.get("SKYLAB_BENCH_CACHE") or REPO / "bench" / ".cache")
 KEY = "bench-key-0123456789"
 PROFILE = "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")

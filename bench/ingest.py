@@ -7,7 +7,9 @@
 - a bare concurrent uploader: 16 threads of our StudioClient doing
   create / upload / queue with no ledger, the ceiling for the upload stage.
 
-Each run gets a fresh emulator child process with the same added latency.
+Each run gets a fresh emulator child process with the same added latency and
+processing long enough (10 min) that no output is delivered during the run:
+only getting photos to Studio is measured.
 Times run from process start (or, for the bare uploader, the first call) to
 the last queue; the upload stage is read from the emulator: first photo
 record created to last bytes stored.
@@ -27,6 +29,8 @@ from typing import Any
 
 from bench.common import (AT_STUDIO, KEY, PROFILE, DaemonProcess, EmulatorProcess, cached_photos, place_photos,
                           wait_until, work_dir, write_daemon_config)
+
+INGEST_PROCESSING = 600.0  # seconds: nothing comes back while photos go up
 
 SENTRY_STUB = '"""Stub: the official client calls sentry_sdk.init unconditionally; send nothing."""\n' \
               "def init(*args, **kwargs):\n    pass\n"
@@ -67,7 +71,7 @@ def run_official(photos: list[Path], latency: float) -> dict[str, Any]:
     stub = scratch / "stub" / "sentry_sdk"
     stub.mkdir(parents=True)
     (stub / "__init__.py").write_text(SENTRY_STUB)
-    with EmulatorProcess(scratch, latency) as emu:
+    with EmulatorProcess(scratch, latency, INGEST_PROCESSING) as emu:
         env = {"PYTHONPATH": str(scratch / "stub"), "SKYLAB_API_URL": emu.url, "PATH": "/usr/bin:/bin"}
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", OFFICIAL_FLOW, KEY, PROFILE, *map(str, photos)],
@@ -86,7 +90,7 @@ def run_daemon(photos: list[Path], latency: float, concurrency: int = 16,
     """
     scratch = work_dir("daemon")
     place_photos(photos, scratch / "in")
-    with EmulatorProcess(scratch, latency, **(emulator or {})) as emu:
+    with EmulatorProcess(scratch, latency, INGEST_PROCESSING, **(emulator or {})) as emu:
         config = write_daemon_config(scratch, emu.url, concurrency=concurrency)
         with DaemonProcess(config) as daemon:
             ready = daemon.wait_ready()
@@ -108,7 +112,8 @@ def run_bare(photos: list[Path], latency: float, threads: int = 16) -> dict[str,
     from skylab_watch.studio.upload import upload_photo_file
 
     scratch = work_dir("bare")
-    with EmulatorProcess(scratch, latency) as emu, StudioClient(emu.url, KEY, pool_size=threads) as client:
+    with (EmulatorProcess(scratch, latency, INGEST_PROCESSING) as emu,
+          StudioClient(emu.url, KEY, pool_size=threads) as client):
         started = time.perf_counter()
         profile = next(p for p in client.list_profiles() if p["name"] == PROFILE)
         job = client.create_job("bare-run", profile["id"])

@@ -71,6 +71,7 @@ def main(count: int) -> None:
             ledger = Ledger(config.ledger)
             with make_client(config) as studio:
                 profiles = wait_for_profiles(config, studio, threading.Event())
+                assert profiles is not None, "the profile lookup was stopped"
                 daemon = Daemon(config, ledger, studio, profiles)
                 found = daemon.start()
                 ready = time.perf_counter() - started
