@@ -1,6 +1,6 @@
 """`python -m bench [PART ...] [--quick]`: the benchmarks of issue 13 (see README, "Benchmarks").
 
-Parts: ingest, bandwidth, e2e, startup, idle (default: all, in that order).
+Parts: ingest, bandwidth, e2e, startup, idle, queue (default: all, in that order).
 `--quick` uses small numbers (a smoke test of a minute or so, not a measurement).
 """
 
@@ -12,7 +12,7 @@ import platform
 import time
 from pathlib import Path
 
-PARTS = ("ingest", "bandwidth", "e2e", "startup", "idle")
+PARTS = ("ingest", "bandwidth", "e2e", "startup", "idle", "queue")
 
 
 def machine() -> str:
@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "idle":
             from bench import idle
             idle.run(args.quick, args.files, args.idle_seconds)
+        elif part == "queue":
+            from bench import queue_call
+            queue_call.run(args.quick, args.photos)
     print(f"bench: done in {time.perf_counter() - started:.0f} s", flush=True)
     return 0
 
