@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=None, help="startup/idle: files in the tree")
     parser.add_argument("--idle-seconds", type=float, default=None, help="idle: seconds of CPU measured")
     args = parser.parse_args(argv)
+    # A stopped bench (kill, or Ctrl-C in a shell that ignores it in the background) still stops
+    # its emulator and daemon children: SystemExit unwinds through their context managers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parts = args.parts or list(PARTS)
     print(f"machine: {machine()}", flush=True)
     started = time.perf_counter()
