@@ -236,8 +236,25 @@ class DaemonProcess:
                     raise RuntimeError(f"the daemon exited ({self.proc.returncode}); see its daemon.log") from None
                 continue
             if "READY=1" in message.split("\n"):
-                return time.perf_counter() - self.started
+                ready = time.perf_counter() - self.started
+                threading.Thread(target=self._drain, daemon=True).start()
+                return ready
         raise RuntimeError(f"the daemon was not ready within {timeout} s")
+
+    def _drain(self) -> None:
+        """Read (and drop) the daemon's later STATUS= messages for as long as it runs.
+
+        A unix datagram socket nobody reads fills up, and the daemon's next
+        sd_notify send then blocks: the daemon stalls (seen in the e2e run).
+        """
+        self.notify.settimeout(0.5)
+        while self.proc.poll() is None:
+            try:
+                self.notify.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:  # closed by stop()
+                return
 
     def query(self, sql: str, args: tuple = ()) -> list[tuple]:
         """Run a read-only query on the daemon's ledger (WAL: it does not block the daemon)."""
