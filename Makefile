@@ -1,10 +1,10 @@
-# The README's two commands: `make test` and `make demo`. Both build .venv from scratch when needed.
+# The README's commands: `make test` and `make demo` (and `make bench`, not part of test). All build .venv when needed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo venv clean
+.PHONY: test demo bench venv clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/skylab-watch demo
+
+# The benchmarks of issue 13 (README, "Benchmarks"): minutes, not part of `make test`.
+# A subset or smoke run: make bench ARGS="ingest --quick"
+bench: $(STAMP)
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -156,12 +156,15 @@ class Studio:
 
     # ---- bytes ---------------------------------------------------------------
 
-    def store_original(self, photo_id: int, data: bytes, tagging: str | None) -> bool:
+    def store_original(self, photo_id: int, data: bytes, tagging: str | None, md5: str | None = None) -> bool:
         """Keep a photo's uploaded bytes; False if the photo no longer exists.
 
-        The image header is read here, before taking the lock, so that
-        queueing a job of many photos decodes nothing.
+        The image header is read and the bytes hashed (unless the caller
+        already did: `md5` as hex) here, before taking the lock, so that
+        queueing a job of many photos decodes nothing and concurrent PUTs do
+        not wait on each other's hashing.
         """
+        md5 = md5 or hashlib.md5(data).hexdigest()
         width: int | None
         height: int | None
         try:
@@ -175,7 +178,7 @@ class Studio:
             if photo is None or self.state.closed:
                 return False
             self.objects.put(original_key(photo_id), data)
-            photo.md5, photo.size = hashlib.md5(data).hexdigest(), len(data)
+            photo.md5, photo.size = md5, len(data)
             photo.tagging, photo.uploaded_at = tagging, time.time()
             photo.width, photo.height, photo.image_problem = width, height, problem
             self.state.save()

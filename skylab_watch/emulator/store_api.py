@@ -47,15 +47,15 @@ def _parse(path: str) -> tuple[str, int] | None:
     return parts[0], int(parts[1])
 
 
-def _md5_matches(header: str, body: bytes) -> bool | None:
-    """Compare Content-MD5 with the body: True/False, or None if the header is malformed."""
+def _md5_matches(header: str, digest: bytes) -> bool | None:
+    """Compare Content-MD5 with the body's digest: True/False, or None if the header is malformed."""
     try:
         claimed = base64.b64decode(header, validate=True)
     except (binascii.Error, ValueError):
         return None
     if len(claimed) != 16:
         return None
-    return claimed == hashlib.md5(body).digest()
+    return claimed == digest
 
 
 def _error(error: InjectedError) -> Response:
@@ -83,19 +83,20 @@ def _preamble(studio: Studio, req: Request, key: str) -> Response | tuple[str, i
 
 
 def _store(studio: Studio, req: Request, photo_id: int) -> Response:
-    """Check the digest and the PUT faults, then keep the bytes."""
+    """Check the digest and the PUT faults, then keep the bytes (hashed once, for all three uses)."""
     failure = studio.faults.put_failure(photo_id)
     if failure is not None:
         return s3_error(failure, "InternalError", "Injected fault: the upload failed")
     header = req.header("Content-MD5")
-    matches = _md5_matches(header, req.body) if header is not None else True
+    digest = hashlib.md5(req.body).digest()
+    matches = _md5_matches(header, digest) if header is not None else True
     if matches is None:
         return s3_error(400, "InvalidDigest", "The Content-MD5 you specified was invalid.")
     if not matches or studio.faults.put_corrupted(photo_id):
         return s3_error(400, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-    if not studio.store_original(photo_id, req.body, req.header("X-Amz-Tagging")):
+    if not studio.store_original(photo_id, req.body, req.header("X-Amz-Tagging"), digest.hex()):
         return s3_error(404, "NoSuchKey", f"photo {photo_id} no longer exists")
-    return Response(200, b"", "text/plain", {"ETag": f'"{hashlib.md5(req.body).hexdigest()}"'})
+    return Response(200, b"", "text/plain", {"ETag": f'"{digest.hex()}"'})
 
 
 def _put(studio: Studio, req: Request) -> Response:
