@@ -86,10 +86,15 @@ def watchdog_seconds(env: Mapping[str, str]) -> float | None:
 
 
 def _send_datagram(address: str, payload: bytes) -> bool:
-    """Send one datagram to a unix socket path, or an abstract one when it starts with '@'."""
+    """Send one datagram to a unix socket path, or an abstract one when it starts with '@'.
+
+    Never blocks: a listener that stops reading (not systemd, which always reads; a script or a
+    benchmark) fills its socket, and a blocking send would then stall whoever reports status. A full
+    socket drops the message, as a lost datagram would.
+    """
     target = "\0" + address[1:] if address.startswith("@") else address
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK) as sock:
             sock.connect(target)
             sock.sendall(payload)
         return True

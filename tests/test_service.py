@@ -161,6 +161,23 @@ def test_notifier_without_systemd_does_nothing_and_abstract_sockets_work(tmp_pat
         assert sock.recv(1024).decode() == "READY=1\nSTATUS=scanning done"
 
 
+def test_a_listener_that_stops_reading_never_blocks_the_notifier(tmp_path):
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))  # bound, never read: its queue fills after a few hundred messages
+        notifier = Notifier(env={"NOTIFY_SOCKET": str(path)})
+        done = threading.Event()
+        results: list[bool] = []
+
+        def flood() -> None:
+            results.extend(notifier.status("x" * 200) for _ in range(2000))
+            done.set()
+
+        threading.Thread(target=flood, daemon=True).start()
+        assert done.wait(20), "a full notify socket blocked the sender"
+        assert results[0] is True and results[-1] is False, "messages beyond the full queue are dropped"
+
+
 def test_watchdog_is_for_this_process_only():
     assert watchdog_seconds({"WATCHDOG_USEC": "3000000"}) == 3.0
     assert watchdog_seconds({"WATCHDOG_USEC": "3000000", "WATCHDOG_PID": str(os.getpid())}) == 3.0
