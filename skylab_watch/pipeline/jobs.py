@@ -59,9 +59,6 @@ def create_job(ctx: Context, job: Job) -> None:
                           studio_status=existing.status)
 
 
-create_closed_job = create_job  # the name the stage tests know it by
-
-
 def ready_to_queue(ctx: Context, job: Job) -> bool:
     """Return True for a job that is closed (no photo joins it any more) and whose uploads are settled."""
     return job.closed_at is not None and upload_finished(ctx, job)

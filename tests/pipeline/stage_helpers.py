@@ -54,7 +54,7 @@ class Stage:
     def created_job(self, watch: str = "w") -> Job:
         """A closed job, created at Studio."""
         job = self.closed_job(watch)
-        jobs.create_closed_job(self.ctx, job)
+        jobs.create_job(self.ctx, job)
         return self.ledger.get_job(job.id)
 
     def photo(self, photo: Photo) -> Photo:
