@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import pyvips
 import requests
-from support import API_KEY, make_image, wait_for
+from support import API_KEY, free_port, make_image, wait_for
 from daemon_helpers import DaemonThread, write_config
 
 from skylab_watch.emulator import Emulator
@@ -107,7 +107,7 @@ def test_a_file_the_daemon_did_not_write_is_never_overwritten(tmp_path, emu, stu
 def test_callback_finishes_a_job_without_waiting_for_a_poll(tmp_path, emu, studio):
     plain = studio.create_profile("plain")["id"]
     inp = tmp_path / "in"
-    port = _free_port()
+    port = free_port()
     cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
                                              "profile": plain}],
                        polling={"interval_seconds": 3600},
@@ -120,18 +120,12 @@ def test_callback_finishes_a_job_without_waiting_for_a_poll(tmp_path, emu, studi
         assert emu.state()["callbacks"], "the emulator sent a callback"
 
 
-def _free_port() -> int:
-    import socket
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 def test_forged_and_replayed_callbacks_are_refused(tmp_path, emu, studio):
     plain = studio.create_profile("plain")["id"]
     cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": tmp_path / "in", "output": tmp_path / "out",
                                              "profile": plain}],
-                       callback={"listen": f"127.0.0.1:{_free_port()}", "public_url": "http://127.0.0.1:1/",
+                       callback={"listen": f"127.0.0.1:{free_port()}", "public_url": "http://127.0.0.1:1/",
                                  "secret": SECRET})
     with DaemonThread(cfg) as d:
         url = f"http://127.0.0.1:{d.daemon.callbacks.address[1]}/"

@@ -6,12 +6,11 @@ delivered exactly once, with outputs identical to a fault-free run of the same p
 from __future__ import annotations
 
 import hashlib
-import socket
 import time
 from pathlib import Path
 
 from daemon_helpers import DaemonThread, compress_time, studio_photos, write_config
-from support import API_KEY, make_image, wait_for
+from support import API_KEY, free_port, make_image, wait_for
 
 from skylab_watch.emulator import Emulator
 
@@ -25,11 +24,6 @@ NIGHT = {
     "expire_downloads_rate": 0.05,
 }
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _drop_photos(root: Path) -> None:
@@ -54,7 +48,7 @@ def _outputs(tmp: Path) -> dict[str, str]:
 
 def _night(tmp: Path, faults: bool) -> tuple[dict[str, str], list[str], float]:
     """Run the daemon over the 150 photos; return (outputs, names sent to Studio, seconds)."""
-    port, data = _free_port(), tmp / "emulator-data"
+    port, data = free_port(), tmp / "emulator-data"
     emu = Emulator(api_key=API_KEY, processing_seconds=0.3, data_dir=data, port=port, profiles=["plain"])
     emu.start()
     cfg = _config(tmp, emu.url)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import API_KEY, make_image, wait_for
+from support import API_KEY, free_port, make_image, wait_for
 from daemon_helpers import REPO, studio_photos, write_config
 
 from skylab_watch.service import Notifier, watchdog_seconds
@@ -187,8 +187,9 @@ def test_watchdog_is_for_this_process_only():
 
 def test_debug_logs_never_show_the_api_key_or_the_callback_secret(tmp_path, emu):
     from daemon_helpers import start_process
+    port = free_port()
     cfg = write_config(tmp_path, emu.url, [_watch(tmp_path, "w")],
-                       callback={"listen": "127.0.0.1:18791", "public_url": "http://127.0.0.1:18791/",
+                       callback={"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}/",
                                  "secret": "the-callback-secret-xyz"})
     make_image(tmp_path / "in" / "w" / "a.jpg")
     proc = start_process(cfg, "--once", "--log-level", "debug")
