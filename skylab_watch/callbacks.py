@@ -37,14 +37,15 @@ class CallbackReceiver:
 
     def __init__(self, host: str, port: int, secret: str, on_job: Callable[[int | None], None],
                  first_sight: FirstSight, path: str = "/", tolerance: float = DEFAULT_TOLERANCE_SECONDS,
-                 limits: WebLimits | None = None) -> None:
+                 limits: WebLimits | None = None, own_server: bool = True) -> None:
         self._secret = secret
         self.on_job = on_job
         self._first_sight = first_sight
         self.path = path
         self.tolerance = tolerance
-        router = Router([Route(path, CALLBACK_METHOD, self.handle)])
-        self.server = WebServer(host, port, router, limits, name="callbacks")
+        self.route = Route(path, CALLBACK_METHOD, self.handle)
+        # own_server=False: the route is served by the HTTP surface (http_surface.py), which listens on host:port
+        self.server = WebServer(host, port, Router([self.route]), limits, name="callbacks") if own_server else None
 
     @property
     def keep_seconds(self) -> float:
@@ -54,17 +55,22 @@ class CallbackReceiver:
     @property
     def address(self) -> tuple[str, int]:
         """The (host, port) actually bound (port 0 picks a free one)."""
+        assert self.server is not None, "a receiver without its own server has no address of its own"
         return self.server.address
 
     def start(self) -> None:
-        """Serve on a background thread."""
+        """Serve on a background thread (nothing to do when the HTTP surface serves the route)."""
+        if self.server is None:
+            log.info("listening for Studio completion callbacks on the HTTP surface at %s", self.path)
+            return
         self.server.start()
         host, port = self.address
         log.info("listening for Studio completion callbacks on %s:%d%s", host, port, self.path)
 
     def stop(self) -> None:
         """Stop serving and close every socket."""
-        self.server.stop()
+        if self.server is not None:
+            self.server.stop()
 
     def judge(self, body: bytes, timestamp: str | None, signature: str | None) -> str | None:
         """Return None if the callback is authentic, fresh and new; else why it is refused.

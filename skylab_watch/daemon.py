@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from skylab_watch.callbacks import CallbackReceiver
+from skylab_watch.http_surface import HttpSurface
 from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
 from skylab_watch.ledger import JobState, Ledger, PhotoState
@@ -64,6 +65,7 @@ class Daemon:
         self._deliveries = completion.Deliveries(self.ctx)
         self.inspections = Inspections(self.ctx, on_done=self.wakeup.set)
         self.callbacks: CallbackReceiver | None = None
+        self.http: HttpSurface | None = None
         self._reload_requested = threading.Event()
         self.stall_seconds = 60.0
         self.on_loop: Callable[[Daemon], None] | None = None
@@ -92,12 +94,25 @@ class Daemon:
         return disc.start()
 
     def _start_callbacks(self) -> None:
-        cb = self.ctx.config.callback
-        if cb is None:
-            return
-        self.callbacks = CallbackReceiver(cb.host, cb.port, cb.secret, on_job=self._on_callback, path=cb.path,
-                                          first_sight=self.ctx.ledger.first_sight_of_callback)
-        self.callbacks.start()
+        """Start the callback receiver and the HTTP surface, as configured.
+
+        They share one server when http is set and callback.listen equals http.listen: the callback's PATCH
+        route joins the surface (without its token rule: Studio proves itself with the HMAC signature).
+        Otherwise the callback keeps a server of its own, as before http existed.
+        """
+        cb, http = self.ctx.config.callback, self.ctx.config.http
+        shared = cb is not None and http is not None and cb.listen == http.listen
+        if cb is not None:
+            self.callbacks = CallbackReceiver(cb.host, cb.port, cb.secret, on_job=self._on_callback, path=cb.path,
+                                              first_sight=self.ctx.ledger.first_sight_of_callback,
+                                              own_server=not shared)
+        if http is not None:
+            extra = [self.callbacks.route] if shared and self.callbacks is not None else []
+            self.http = HttpSurface(http, self.ctx.ledger, [w.name for w in self.ctx.config.watches],
+                                    loop_age=lambda: time.monotonic() - self.heartbeat, extra=extra)
+            self.http.start()
+        if self.callbacks is not None:
+            self.callbacks.start()
 
     def _on_callback(self, studio_job_id: int | None) -> None:
         self._deliveries.poke(studio_job_id)
@@ -123,6 +138,8 @@ class Daemon:
             disc.stop()
         if self.callbacks is not None:
             self.callbacks.stop()
+        if self.http is not None:
+            self.http.stop()
         uploads = self._uploads.shutdown(max(0.0, deadline - time.monotonic()))
         deliveries = self._deliveries.shutdown(max(0.0, deadline - time.monotonic()))
         if uploads or deliveries:
@@ -359,7 +376,7 @@ class Daemon:
 
     def _warn_restart_only(self, new: Config) -> None:
         """Some settings are fixed at start; say so rather than silently ignoring them."""
-        for key in ("upload_concurrency", "download_concurrency", "callback", "studio", "ledger", "notify",
+        for key in ("upload_concurrency", "download_concurrency", "callback", "http", "studio", "ledger", "notify",
                     "report"):
             if getattr(new, key) != getattr(self._started_config, key):
                 log.warning("the new %s takes effect only after a restart", key.replace("_", " "))

@@ -675,8 +675,12 @@ def test_example_file_parses_as_is(tmp_path: Path) -> None:
 
 def test_example_file_parses_with_every_optional_key_enabled(tmp_path: Path) -> None:
     text = in_tmp(uncomment(EXAMPLE.read_text()), tmp_path)
+    token = tmp_path / "etc/skylab-watch/http_token"  # http has no inline token: its file must exist
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text("an-http-token-0123456789\n")
     config = parse_config(yaml.safe_load(text), "example", tmp_path, env={})
     assert config.studio.api_key == "your-studio-api-key"
+    assert config.http is not None and config.http.token == "an-http-token-0123456789"
     assert config.callback is not None and config.callback.secret == "a-long-random-string"
     assert config.watches[0].archive_dir == tmp_path / "srv/studio/archive/packshots"
 

@@ -220,7 +220,9 @@ class SchemaChecker:
             return self.fail(path, f"{file} is empty; put the {what} in it")
         return text
 
-    def long_enough_secret(self, secret: Any, path: str, minimum: int) -> Any:
+    def long_enough_secret(self, secret: Any, path: str, minimum: int,
+                           fix: str = "generate one with `openssl rand -hex 32` and set the same secret at Studio",
+                           ) -> Any:
         """Return `secret` if it has at least `minimum` bytes, else record the problem (never echoing it)."""
         if not isinstance(secret, str):
             return secret  # absent, or already INVALID with its own problem
@@ -228,7 +230,7 @@ class SchemaChecker:
         if size < minimum:
             return self.fail(path, f"the secret is {size} byte(s) long; it must be at least {minimum} bytes "
                                    "so that it cannot be guessed",
-                             fix="generate one with `openssl rand -hex 32` and set the same secret at Studio")
+                             fix=fix)
         return secret
 
 

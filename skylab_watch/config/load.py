@@ -20,7 +20,7 @@ import yaml
 
 from skylab_watch.config.check import INVALID, SchemaChecker, insecure_api_url
 from skylab_watch.config.folders import folder_problems
-from skylab_watch.config.schema import MIN_CALLBACK_SECRET_BYTES, SCHEMA, Config, Option
+from skylab_watch.config.schema import MIN_CALLBACK_SECRET_BYTES, MIN_HTTP_TOKEN_BYTES, SCHEMA, Config, Option
 from skylab_watch.errors import ConfigError, Problem
 
 NO_API_KEY = "no API key: set studio.api_key, studio.api_key_file or the SKYLAB_API_KEY environment variable"
@@ -105,8 +105,9 @@ def parse_config(
     if need_secrets:
         api_key = find_api_key(values["studio"], env, checker)
         secret = find_callback_secret(values["callback"], checker)
+        token = find_http_token(values["http"], checker)
     else:
-        api_key, secret = "", ""
+        api_key, secret, token = "", "", ""
     checker.problems += folder_problems(values["watches"], check_paths)
     checker.problems += [p for p in [insecure_api_url(values["studio"])] if p is not None]
     checker.problems += notifier_problems(values["notify"])
@@ -117,7 +118,9 @@ def parse_config(
     if isinstance(data, dict) and data.get("ledger") is None and env.get("STATE_DIRECTORY"):
         config = dataclasses.replace(config, ledger=Path(env["STATE_DIRECTORY"].split(":")[0]) / "ledger.sqlite3")
     callback = config.callback and dataclasses.replace(config.callback, secret=secret)
-    return dataclasses.replace(config, studio=dataclasses.replace(config.studio, api_key=api_key), callback=callback)
+    http = config.http and dataclasses.replace(config.http, token=token)
+    return dataclasses.replace(config, studio=dataclasses.replace(config.studio, api_key=api_key), callback=callback,
+                               http=http)
 
 
 def build(record: type, options: tuple[Option, ...], values: dict) -> Any:
@@ -190,6 +193,15 @@ def find_callback_secret(callback: Any, checker: SchemaChecker) -> Any:
                                                 "secret Studio signs callbacks with (or set callback.secret)")
 
 
+def find_http_token(http: Any, checker: SchemaChecker) -> Any:
+    """Return the HTTP surface's token read from http.token_file, or None if there is no http section."""
+    if http is None or http is INVALID or http["token_file"] is INVALID:
+        return None if http is None else INVALID
+    token = checker.read_secret(http["token_file"], "http.token_file", "token")
+    return checker.long_enough_secret(token, "http.token_file", MIN_HTTP_TOKEN_BYTES,
+                                      fix="generate one with `openssl rand -hex 32 > FILE` (mode 600)")
+
+
 # --- notifiers ----------------------------------------------------------------
 
 def notifier_problems(notify: Any) -> list[Problem]:
@@ -239,7 +251,8 @@ def exposed_secret_warnings(file: Path, data: object, config: Config) -> tuple[P
             warnings += _readable_warning(file, path, 0o004, f"{what} is inline in {file}",
                                           " (or move it to its own file, see *_file)")
     files = (("studio.api_key_file", "the API key", config.studio.api_key_file),
-             ("callback.secret_file", "the callback secret", config.callback.secret_file if config.callback else None))
+             ("callback.secret_file", "the callback secret", config.callback.secret_file if config.callback else None),
+             ("http.token_file", "the HTTP token", config.http.token_file if config.http else None))
     for path, what, secret_file in files:
         if secret_file is not None:
             warnings += _readable_warning(secret_file, path, 0o044, f"{secret_file} holds {what}")

@@ -297,6 +297,36 @@ class CallbackConfig:
         return urlsplit(self.public_url).path or "/"
 
 
+MIN_HTTP_TOKEN_BYTES = 16
+"""A shorter token could be guessed: anyone who knows it can pause watches and send photos again."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HttpConfig:
+    """The daemon's HTTP surface: /metrics (Prometheus), /api/status, and actions (pause, resume, retry).
+
+    Actions always need the token (`Authorization: Bearer TOKEN`); read-only views need it too unless
+    listening on loopback. When `callback` is set with the same listen address (or callback.listen is
+    omitted), the callback route is served here as well. After loading, `token` holds the file's content.
+    """
+
+    listen: tuple[str, int] = key("listen", "Address and port the HTTP surface listens on.", "127.0.0.1:8780")
+    token_file: Path = key("path", "File holding the token that actions (and, off loopback, every request) "
+                                   "must present (at least 16 bytes).",
+                           example="/etc/skylab-watch/http_token", show=True)
+    token: str = field(default="", repr=False)
+
+    @property
+    def host(self) -> str:
+        """The address the HTTP surface binds."""
+        return self.listen[0]
+
+    @property
+    def port(self) -> int:
+        """The port the HTTP surface binds."""
+        return self.listen[1]
+
+
 ALERT_EVENTS: tuple[str, ...] = ("failed", "credits", "paused", "stalled", "unclean_stop", "disk_full", "report")
 """What an alert can be about: photos failed (a digest), out of credits and back, a watch paused and back,
 deliveries stalled, the daemon started after an unclean stop, the output disk full and writable again,
@@ -382,6 +412,7 @@ class Config:
     credits: CreditsConfig = section(CreditsConfig)
     retry: GiveUpConfig = section(GiveUpConfig)
     callback: CallbackConfig | None = section(CallbackConfig, optional=True)
+    http: HttpConfig | None = section(HttpConfig, optional=True)
     notify: NotifyConfig | None = section(NotifyConfig, optional=True)
     report: ReportConfig | None = section(ReportConfig, optional=True)
     logging: LoggingConfig = section(LoggingConfig)

@@ -351,6 +351,10 @@ class Ledger(ScheduleQueries):
             counts.setdefault(r["watch"], {})[r["state"]] = r["n"]
         return counts
 
+    def count_jobs_by_state(self) -> dict[str, int]:
+        """Return {state: number of jobs} over every job the ledger holds (for /metrics)."""
+        return {r["state"]: r["n"] for r in self.db.query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state")}
+
     def count_photos_by_state(self) -> list[StateCount]:
         """Return how many photos each watch has in each state, split by their job's Studio status.
 

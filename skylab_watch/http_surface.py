@@ -1,0 +1,132 @@
+"""The daemon's HTTP surface (config `http:`): /api/status, /metrics, and pause/resume/retry actions.
+
+Token rules, in one place (`refusal`):
+- POST actions always need `Authorization: Bearer TOKEN`;
+- read-only views (GET) need it too unless the surface listens on loopback,
+  where only local users can reach it anyway.
+Tokens are compared in constant time. Routes added from elsewhere (the
+Studio callback, which proves itself with its HMAC signature) are served
+as they are, without the token rule.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+import time
+from typing import Callable, Iterable
+
+from skylab_watch.commands.retry import retry_photo
+from skylab_watch.config.schema import HttpConfig
+from skylab_watch.ledger import Ledger, PhotoState
+from skylab_watch.metrics import CONTENT_TYPE, metrics_registry, render
+from skylab_watch.status import build_report
+from skylab_watch.web import Handler, Request, Response, Route, Router, WebLimits, WebServer
+
+log = logging.getLogger("skylab_watch")
+
+PAUSE_REASON = "paused over HTTP"
+ACTIONS = ("pause", "resume", "retry")
+
+
+def is_loopback(host: str) -> bool:
+    """True if `host` (as configured in http.listen) is reachable only from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything, so it is treated as reachable
+
+
+def needs_token(listen_host: str, method: str) -> bool:
+    """True if a request with `method` must carry the token on a surface listening on `listen_host`."""
+    return method.upper() != "GET" or not is_loopback(listen_host)
+
+
+def token_matches(request: Request, token: str) -> bool:
+    """True if the request carries `Authorization: Bearer <token>` (compared in constant time)."""
+    scheme, _, given = (request.header("Authorization") or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def refusal(listen_host: str, token: str, request: Request) -> Response | None:
+    """Return the 401 answer if `request` lacks a token it needs; None if it may go on."""
+    if not needs_token(listen_host, request.method) or token_matches(request, token):
+        return None
+    log.warning("http: refused %s %s from %s: no valid token", request.method, request.path, request.client)
+    return Response.message(401, "this request needs the token: Authorization: Bearer TOKEN",
+                            headers=(("WWW-Authenticate", 'Bearer realm="skylab-watch"'),))
+
+
+class HttpSurface:
+    """Serve the views and actions for `watches` from `ledger`; `extra` routes (the callback) join as they are."""
+
+    def __init__(self, config: HttpConfig, ledger: Ledger, watches: list[str],
+                 loop_age: Callable[[], float] | None = None, extra: Iterable[Route] = (),
+                 limits: WebLimits | None = None) -> None:
+        self._config = config
+        self._ledger = ledger
+        self._watches = list(watches)
+        self._registry = metrics_registry(ledger, loop_age)
+        routes = [self._guarded("/api/status", "GET", self.status), self._guarded("/metrics", "GET", self.metrics)]
+        for name in self._watches:
+            for action in ACTIONS:
+                routes.append(self._guarded(f"/api/watches/{name}/{action}", "POST", self._action(name, action)))
+        self.server = WebServer(config.host, config.port, Router([*routes, *extra]), limits, name="http")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The (host, port) actually bound (port 0 picks a free one)."""
+        return self.server.address
+
+    def start(self) -> None:
+        """Serve on a background thread."""
+        self.server.start()
+        host, port = self.address
+        log.info("HTTP surface (/metrics, /api/status) listening on %s:%d", host, port)
+
+    def stop(self) -> None:
+        """Stop serving and close every socket."""
+        self.server.stop()
+
+    def _guarded(self, path: str, method: str, handler: Handler) -> Route:
+        def guarded(request: Request) -> Response:
+            refused = refusal(self._config.host, self._config.token, request)
+            return refused or handler(request)
+        return Route(path, method, guarded, takes_body=False)
+
+    def status(self, request: Request) -> Response:
+        """GET /api/status: the JSON of `skylab-watch status --json`."""
+        return Response(200, json.dumps(build_report(self._ledger, self._watches), indent=2).encode())
+
+    def metrics(self, request: Request) -> Response:
+        """GET /metrics: the Prometheus text format."""
+        return Response(200, render(self._registry), content_type=CONTENT_TYPE)
+
+    def _action(self, watch: str, action: str) -> Handler:
+        def act(request: Request) -> Response:
+            if action == "pause":
+                done = self._ledger.pause_watch(watch, PAUSE_REASON, time.time())
+                text = "paused" if done else "already paused"
+            elif action == "resume":
+                text = "resumed" if self._ledger.resume_watch(watch) else "was not paused"
+            else:
+                text = f"{self._retry_failed(watch)} failed photo(s) will be sent again"
+            log.info("http: %s %s from %s: %s", action, watch, request.client, text)
+            return Response.message(200, f"{watch}: {text}")
+        return act
+
+    def _retry_failed(self, watch: str) -> int:
+        """Move the newest version of each failed photo of `watch` back to ready (as `skylab-watch retry`)."""
+        count = 0
+        for photo in self._ledger.photos_in_state(PhotoState.FAILED):
+            latest = self._ledger.latest_version(photo.watch, photo.rel_path)
+            if photo.watch == watch and latest is not None and latest.id == photo.id:
+                retry_photo(self._ledger, photo)
+                count += 1
+        return count
