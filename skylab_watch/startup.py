@@ -5,10 +5,13 @@ client, and the profile of every watch.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+from pathlib import Path
 from typing import Callable
 
-from skylab_watch.config import Config, resolve_profiles
+from skylab_watch.config import Config, load_config, resolve_profiles
+from skylab_watch.errors import ConfigError, LedgerError
 from skylab_watch.ledger import Ledger
 from skylab_watch.studio import RetryPolicy, StudioClient, StudioError, TransportError
 from skylab_watch.studio.errors import OutOfCreditsError, ServerError
@@ -36,6 +39,24 @@ def make_client(config: Config) -> StudioClient:
 def open_ledger(config: Config) -> Ledger:
     """Open (creating if needed) the configured ledger."""
     return Ledger(config.ledger)
+
+
+def open_recorded_ledger(config_file: Path | str) -> tuple[Config, Ledger] | None:
+    """For a command that only reads what the daemon recorded (status, report): return the config and its
+    existing ledger; print why not to stderr and return None (the command exits 2).
+
+    Neither the API key nor the folders are needed, so these commands work for a user who may not read
+    the key; a missing ledger is said plainly instead of being created empty.
+    """
+    try:
+        config = load_config(config_file, check_paths=False, need_secrets=False)
+        if not config.ledger.exists():
+            print(f"no ledger at {config.ledger} yet: skylab-watch has not run with this config", file=sys.stderr)
+            return None
+        return config, Ledger(config.ledger)
+    except (ConfigError, LedgerError) as exc:
+        print(str(exc), file=sys.stderr)
+        return None
 
 
 def wait_for_profiles(config: Config, studio: StudioClient, stop: threading.Event,

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from datetime import datetime
 
 from skylab_watch.commands.run import parse_duration
-from skylab_watch.config import load_config
-from skylab_watch.errors import ConfigError, LedgerError
-from skylab_watch.ledger import Ledger
 from skylab_watch.report import build_report
 from skylab_watch.report_render import render_text
+from skylab_watch.startup import open_recorded_ledger
 
 DEFAULT_SINCE = "12h"
 
@@ -58,15 +55,10 @@ def run(args: argparse.Namespace) -> int:
     """Print the report; return 0, or 2 if the config or the ledger cannot be read."""
     until = time.time()
     since = args.since if args.since is not None else parse_since(DEFAULT_SINCE, until)
-    try:
-        config = load_config(args.config, check_paths=False, need_secrets=False)
-        if not config.ledger.exists():
-            print(f"no ledger at {config.ledger} yet: skylab-watch has not run with this config", file=sys.stderr)
-            return 2
-        ledger = Ledger(config.ledger)
-    except (ConfigError, LedgerError) as exc:
-        print(str(exc), file=sys.stderr)
+    opened = open_recorded_ledger(args.config)
+    if opened is None:
         return 2
+    config, ledger = opened
     try:
         report = build_report(ledger, since, until, watches=[w.name for w in config.watches])
     finally:

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from skylab_watch.config import load_config
-from skylab_watch.errors import ConfigError, LedgerError
-from skylab_watch.ledger import Ledger
+from skylab_watch.startup import open_recorded_ledger
 from skylab_watch.status import build_report, format_report
 
 
@@ -20,16 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the status report; return 0, or 2 if the config or ledger cannot be read."""
-    try:
-        config = load_config(args.config, check_paths=False, need_secrets=False)
-        if not config.ledger.exists():
-            print(f"no ledger at {config.ledger} yet: skylab-watch has not run with this config",
-                  file=sys.stderr)
-            return 2
-        ledger = Ledger(config.ledger)
-    except (ConfigError, LedgerError) as exc:
-        print(str(exc), file=sys.stderr)
+    opened = open_recorded_ledger(args.config)
+    if opened is None:
         return 2
+    config, ledger = opened
     try:
         report = build_report(ledger, [w.name for w in config.watches])
     finally:
