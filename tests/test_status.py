@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from daemon_helpers import write_config
+
+from skylab_watch.cli import main
 from skylab_watch.ledger import Ledger
 from skylab_watch.status import build_report, format_report
 
@@ -38,3 +41,12 @@ def test_an_empty_ledger_says_so(tmp_path: Path) -> None:
     report = build_report(ledger)
     ledger.close()
     assert format_report(report) == "The ledger is empty: no photo seen yet."
+
+
+def test_status_and_report_before_any_run_say_there_is_no_ledger_yet_and_exit_2(tmp_path: Path, capsys) -> None:
+    cfg = write_config(tmp_path, "http://127.0.0.1:9", [
+        {"name": "w", "input": tmp_path / "in", "output": tmp_path / "out", "profile": "plain"}])
+    for command in ("status", "report"):
+        assert main([command, "--config", str(cfg)]) == 2, command
+        assert "has not run with this config" in capsys.readouterr().err
+        assert not (tmp_path / "state" / "ledger.sqlite3").exists(), "no empty ledger is created"
