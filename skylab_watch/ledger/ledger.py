@@ -176,13 +176,7 @@ class Ledger(ScheduleQueries):
 
     def collecting_jobs(self, watch: str | None = None) -> list[Job]:
         """Return the jobs still taking photos (not closed; not yet, or already, at Studio), oldest first."""
-        marks = ",".join("?" * len(JOB_COLLECTING_STATES))
-        sql = f"SELECT * FROM jobs WHERE state IN ({marks}) AND closed_at IS NULL"
-        params: list[Any] = list(JOB_COLLECTING_STATES)
-        if watch is not None:
-            sql += " AND watch = ?"
-            params.append(watch)
-        return [from_row(Job, r) for r in self.db.query(sql + " ORDER BY id", params)]
+        return [job for job in self.jobs_in_state(*JOB_COLLECTING_STATES, watch=watch) if job.closed_at is None]
 
     def update_job(self, job_id: int, **changes: Any) -> None:
         """Change columns of one job; a change of state must be one `states.JOB_MOVES` lists.
