@@ -10,6 +10,8 @@ import errno
 import http.server
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -94,16 +96,23 @@ def test_out_of_credits_pauses_and_never_fails_the_photo(stage, plain_emulator):
     assert "credits" not in stage.ledger.notices(), "the notice ends with its cause"
 
 
-def test_a_refused_key_backs_off_studio(stage, plain_emulator):
-    photo = stage.add_photo()
-    stage.created_job()
+@contextmanager
+def _studio_at(stage: Stage, url: str, key: str) -> Iterator[None]:
+    """Swap the stage's Studio client for one at `url` with `key`, with the same retry policy; restore it after."""
     good = stage.ctx.studio
-    stage.ctx.studio = StudioClient(plain_emulator.url, "not-the-key", retry=good.retry)
+    stage.ctx.studio = StudioClient(url, key, retry=good.retry)
     try:
-        assert uploader.upload_photo(stage.ctx, photo) == "uploading"
+        yield
     finally:
         stage.ctx.studio.close()
         stage.ctx.studio = good
+
+
+def test_a_refused_key_backs_off_studio(stage, plain_emulator):
+    photo = stage.add_photo()
+    stage.created_job()
+    with _studio_at(stage, plain_emulator.url, "not-the-key"):
+        assert uploader.upload_photo(stage.ctx, photo) == "uploading"
     assert not stage.ctx.health.ready()
     assert stage.photo(photo).trouble_since is not None
 
@@ -111,14 +120,9 @@ def test_a_refused_key_backs_off_studio(stage, plain_emulator):
 def test_a_redirect_from_the_api_backs_off_studio(stage):
     photo = stage.add_photo()
     stage.created_job()
-    good = stage.ctx.studio
-    with HostileServer(fixed(301, headers={"Location": "https://studio.example.com/api/public/v1/photos"})) as api:
-        stage.ctx.studio = StudioClient(api.url, API_KEY, retry=good.retry)
-        try:
-            assert uploader.upload_photo(stage.ctx, photo) == "uploading"
-        finally:
-            stage.ctx.studio.close()
-            stage.ctx.studio = good
+    with HostileServer(fixed(301, headers={"Location": "https://studio.example.com/api/public/v1/photos"})) as api, \
+            _studio_at(stage, api.url, API_KEY):
+        assert uploader.upload_photo(stage.ctx, photo) == "uploading"
     assert not stage.ctx.health.ready()
     assert stage.photo(photo).state != "failed" and stage.photo(photo).trouble_since is not None
 
