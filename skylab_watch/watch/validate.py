@@ -5,13 +5,16 @@ studio manager understands, rather than fail minutes later inside a job. The
 checks run cheapest first, so no file can cost more than its limits allow:
 vanished or not a plain file, empty, file type, then the byte size (from
 `fstat`) and the dimensions (from the header alone) against the limits, and
-only then a full decode of the pixels. Limit problems alone are marked
+only then the proof that the file is whole. Limit problems alone are marked
 `oversized`, because a resized copy can fix them; an image declaring more
 than MAX_CHECK_PIXELS (a decompression bomb) is refused from its header.
 
-The image is decoded in full (not just its header) because a JPEG cut short
-by an interrupted copy has a perfectly good header. The decode runs under a
-time bound: past it, libvips is told to stop and the file is refused.
+A header is not enough, because a JPEG cut short by an interrupted copy has
+a perfectly good one. A JPEG is proved by its structure, up to its
+end-of-image marker, and a decode of its first row (`jpeg_structure` says
+why that is both cheaper and stricter than a decode); PNG, WebP and a JPEG
+too large to hold are decoded in full. Decodes run under a time bound: past
+it, libvips is told to stop and the file is refused.
 
 The file is opened once, without following a symlink and without blocking
 (`plain_files`), and everything (hash, header, pixels) is read from that
@@ -31,6 +34,7 @@ from pathlib import Path
 
 import pyvips
 
+from skylab_watch.watch.jpeg_structure import jpeg_problem
 from skylab_watch.watch.plain_files import NotPlainFile, open_plain_file
 from skylab_watch.studio.limits import MAX_BYTES, MAX_PIXELS, MAX_SIDE
 
@@ -103,27 +107,32 @@ def _check_time(deadline: float | None) -> None:
         raise _TooSlow()
 
 
-def _read(opened: _Opened) -> tuple[bytes | None, str]:
+def _read(opened: _Opened) -> tuple[bytearray | None, str]:
     """Read the open file once (at most the size fstat gave), hashing as we go; return (bytes kept, md5).
 
     The bytes are kept when the file is small enough, so the decode sees
-    exactly what was hashed. Raise OSError if reading fails, _TooSlow past the deadline.
+    exactly what was hashed. They are read straight into one buffer of the
+    file's size (no chunk copies: on a camera file those cost more than the
+    hash). Raise OSError if reading fails, _TooSlow past the deadline.
     """
     digest = hashlib.md5()
-    kept = bytearray()
     size = opened.info.st_size
     keep = size <= _BUFFER_LIMIT
-    left = size
-    while left > 0:
-        chunk = os.pread(opened.fd, min(_CHUNK, left), size - left)
-        if not chunk:
+    buffer = bytearray(size if keep else min(_CHUNK, size))
+    view, done = memoryview(buffer), 0
+    while done < size:
+        want = min(_CHUNK, size - done)
+        target = view[done:done + want] if keep else view[:want]
+        got = os.preadv(opened.fd, [target], done)
+        if not got:
             break
-        digest.update(chunk)
-        if keep:
-            kept += chunk
-        left -= len(chunk)
+        digest.update(target[:got])
+        done += got
         _check_time(opened.deadline)
-    return (bytes(kept) if keep else None), digest.hexdigest()
+    view.release()
+    if keep and done < size:
+        del buffer[done:]  # the file got shorter while read: keep (and decode) only what was hashed
+    return (buffer if keep else None), digest.hexdigest()
 
 
 def _vips_message(error: pyvips.Error) -> str:
@@ -134,22 +143,50 @@ def _vips_message(error: pyvips.Error) -> str:
 
 
 JPEG_PROOF_SHRINK = 8
-"""The whole-file proof of a JPEG decodes at 1/8 scale (libjpeg's DCT scaling, shrink-on-load): every
-entropy-coded byte is still read and decoded, so a truncated or broken stream fails exactly as at full
-size, for about 40% of the cost (3000x2000: 42 ms against 110 ms, best of 12, on a loaded 2-core machine)."""
+"""A JPEG too large to hold in memory is proved by a decode at 1/8 scale (libjpeg's DCT scaling,
+shrink-on-load): every entropy-coded byte is still read and decoded, so a stream that runs out fails
+exactly as at full size, for about 40% of the cost (3000x2000: 42 ms against 110 ms)."""
 
 
-def _load(opened: _Opened, data: bytes | None, **options: object) -> pyvips.Image:
+def _load(opened: _Opened, data: bytearray | None, **options: object) -> pyvips.Image:
     """Open the image lazily (header only), failing on truncation once pixels are read."""
     if data is not None:
-        return pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="truncated", **options)
+        source = pyvips.Source.new_from_memory(data)  # reads the buffer in place (a bytearray: no copy)
+        return pyvips.Image.new_from_source(source, "", access="sequential", fail_on="truncated", **options)
     return pyvips.Image.new_from_source(_source(opened.fd), "", access="sequential", fail_on="truncated", **options)
 
 
-def _proof_options(header: pyvips.Image) -> dict[str, object]:
-    """Loader options for the whole-file proof: JPEG shrinks on load; PNG, WebP and the rest decode in full."""
+def _is_jpeg(header: pyvips.Image) -> bool:
+    """True if libvips read the header with its JPEG loader."""
     loader = header.get("vips-loader") if header.get_typeof("vips-loader") else ""
-    return {"shrink": JPEG_PROOF_SHRINK} if str(loader).startswith("jpegload") else {}
+    return str(loader).startswith("jpegload")
+
+
+def _proof_problem(opened: _Opened, data: bytearray | None, header: pyvips.Image) -> str | None:
+    """Prove the file whole; return what is wrong with it, or None.
+
+    A JPEG held in memory is proved by its structure (`jpeg_structure`: every
+    segment in place up to the end-of-image marker, which also catches a
+    zero-filled tail that a decode accepts) plus a decode of its first row
+    (libjpeg sets up every table to decode it, so tables it cannot use fail
+    there); any other image, or a JPEG too large to hold, is decoded whole
+    (PNG and WebP checksums and lengths fail on truncation).
+    Raise _TooSlow past the deadline.
+    """
+    jpeg = _is_jpeg(header)
+    if jpeg and data is not None:
+        broken = jpeg_problem(data)
+        if broken:
+            return broken
+    try:
+        if jpeg and data is not None:
+            image = _load(opened, data)
+            _decode_all(image.crop(0, 0, image.width, 1), opened.deadline)
+        else:
+            _decode_all(_load(opened, data, **({"shrink": JPEG_PROOF_SHRINK} if jpeg else {})), opened.deadline)
+    except pyvips.Error as exc:
+        return _vips_message(exc)
+    return None
 
 
 def _source(fd: int) -> pyvips.Source:
@@ -275,11 +312,10 @@ def _judge(path: Path, opened: _Opened, decode_oversized: bool) -> Inspection:
     data, md5 = _read(opened)
     problems = limit_problems(facts["size"], width, height)
     if not problems or decode_oversized:
-        try:
-            _decode_all(_load(opened, data, **_proof_options(header)), opened.deadline)
-        except pyvips.Error as exc:
-            return _rejected(f"the image is truncated or corrupt: {_vips_message(exc)}", md5=md5,
-                             width=width, height=height, **facts)
+        broken = _proof_problem(opened, data, header)
+        if broken:
+            return _rejected(f"the image is truncated or corrupt: {broken}", md5=md5, width=width, height=height,
+                             **facts)
     if problems:
         return Inspection(False, "; ".join(problems), md5=md5, width=width, height=height, oversized=True,
                           **facts)
