@@ -11,8 +11,8 @@ than MAX_CHECK_PIXELS (a decompression bomb) is refused from its header.
 
 A header is not enough, because a JPEG cut short by an interrupted copy has
 a perfectly good one. A JPEG is proved by its structure, up to its
-end-of-image marker, and a decode of its first row (`jpeg_structure` says
-why that is both cheaper and stricter than a decode); PNG, WebP and a JPEG
+end-of-image marker (`jpeg_structure` says why that is both cheaper and
+stricter than a decode); PNG, WebP and a JPEG
 too large to hold are decoded in full. Decodes run under a time bound: past
 it, libvips is told to stop and the file is refused.
 
@@ -167,23 +167,17 @@ def _proof_problem(opened: _Opened, data: bytearray | None, header: pyvips.Image
 
     A JPEG held in memory is proved by its structure (`jpeg_structure`: every
     segment in place up to the end-of-image marker, which also catches a
-    zero-filled tail that a decode accepts) plus a decode of its first row
-    (libjpeg sets up every table to decode it, so tables it cannot use fail
-    there); any other image, or a JPEG too large to hold, is decoded whole
-    (PNG and WebP checksums and lengths fail on truncation).
+    zero-filled tail that a decode accepts; its headers, tables included,
+    were read by libvips for the dimensions already); any other image, or a
+    JPEG too large to hold, is decoded whole (PNG and WebP checksums and
+    lengths fail on truncation).
     Raise _TooSlow past the deadline.
     """
     jpeg = _is_jpeg(header)
     if jpeg and data is not None:
-        broken = jpeg_problem(data)
-        if broken:
-            return broken
+        return jpeg_problem(data)
     try:
-        if jpeg and data is not None:
-            image = _load(opened, data)
-            _decode_all(image.crop(0, 0, image.width, 1), opened.deadline)
-        else:
-            _decode_all(_load(opened, data, **({"shrink": JPEG_PROOF_SHRINK} if jpeg else {})), opened.deadline)
+        _decode_all(_load(opened, data, **({"shrink": JPEG_PROOF_SHRINK} if jpeg else {})), opened.deadline)
     except pyvips.Error as exc:
         return _vips_message(exc)
     return None
