@@ -3,8 +3,9 @@
 requests only knows per-read timeouts: a server that drips one byte a
 second, in its headers or its body, never trips them. A `Guard` gives one
 exchange (a request, its redirects and the reading of its body) an overall
-deadline: a timer shuts the sockets the exchange used down when it runs
-out, which ends any blocked read or write at once, and the guard turns what
+deadline: when it runs out, the sockets the exchange used are shut down
+(one watcher thread keeps every guard's time, `deadlines`), which ends any
+blocked read or write at once, and the guard turns what
 broke into a `TransportError` that says so. Guards nest: an inner one never
 outlives the one around it (`doctor` caps its whole API check this way).
 
@@ -38,6 +39,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from skylab_watch.studio.deadlines import WATCHER, Deadline
 from skylab_watch.studio.errors import RefusedUrlError, StudioError, TransportError
 
 _local = threading.local()
@@ -128,7 +130,7 @@ class Guard:
         self._outer: Guard | None = None
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
+        self._timer: Deadline | None = None
 
     def __enter__(self) -> Guard:
         self._outer = getattr(_local, "guard", None)
@@ -138,9 +140,7 @@ class Guard:
         remaining = self.expires - time.monotonic()
         if remaining <= 0:
             raise TransportError(f"no time left of the {self._total():g} s allowed", sent=False)
-        self._timer = threading.Timer(remaining, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
+        self._timer = WATCHER.add(self.expires, self._expire)
         _local.guard = self
         return self
 
@@ -148,7 +148,7 @@ class Guard:
                  tb: TracebackType | None) -> None:
         _local.guard = self._outer
         if self._timer is not None:
-            self._timer.cancel()
+            WATCHER.cancel(self._timer)
         if exc is not None and self.expired and not isinstance(exc, RefusedUrlError) \
                 and isinstance(exc, (StudioError, OSError, requests.exceptions.RequestException,
                                      urllib3.exceptions.HTTPError, ValueError)):
@@ -267,6 +267,36 @@ class GuardedAdapter(HTTPAdapter):
         return manager
 
 
+class EnvironmentOnceSession(requests.Session):
+    """A requests Session that reads proxy and CA-bundle settings from the environment once per host.
+
+    requests looks them up again for every request (every variable of the
+    environment is walked for `*_proxy`), which costs more than anything
+    else it does for a small API call. The environment of a running daemon
+    does not change, so the answer for a scheme and host is kept. Settings
+    given per request (we give none) are merged as requests merges them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        if proxies or verify not in (None, True) or not self.trust_env:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(str(url))
+        key = (parts.scheme, parts.netloc)
+        found = self._environment.get(key)
+        if found is None:
+            found = dict(super().merge_environment_settings(url, {}, None, verify, None))
+            if len(self._environment) < 64:  # presigned hosts are few (the API, the store); bounded anyway
+                self._environment[key] = found
+        merged = {**found, "proxies": dict(found["proxies"])}
+        merged["stream"] = requests.sessions.merge_setting(stream, self.stream)
+        merged["cert"] = requests.sessions.merge_setting(cert, self.cert)
+        return merged
+
+
 def bounded_session(pool_size: int) -> requests.Session:
     """Return a session of guarded connections keeping at most `pool_size` connections per host.
 
@@ -274,7 +304,7 @@ def bounded_session(pool_size: int) -> requests.Session:
     when the pool is full (a blocked wait has no deadline): the worker pools
     are sized so that it never is (see `startup.make_client`).
     """
-    session = requests.Session()
+    session = EnvironmentOnceSession()
     adapter = GuardedAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -8,6 +8,7 @@ import resource
 import time
 
 import pytest
+import requests
 from hostile_http import HostileServer, drip, endless, fixed, header_value
 from support import API_KEY
 
@@ -177,3 +178,24 @@ def test_the_connection_pool_is_bounded_and_never_blocks():
         assert session.get_adapter("http://127.0.0.1/") is adapter
     finally:
         session.close()
+
+
+# ---------------------------------------------------------------- the environment's proxy settings
+
+def test_proxy_settings_are_read_from_the_environment_once_per_host_and_still_obeyed(monkeypatch):
+    """The session keeps what the environment says per host (requests would walk the environment on every
+    call); a proxy set there is used for every call, and NO_PROXY still sends a host direct."""
+    with HostileServer(fixed(200, b"{}")) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.delenv("http_proxy", raising=False)
+        monkeypatch.setenv("NO_PROXY", "direct.invalid")
+        monkeypatch.delenv("no_proxy", raising=False)
+        session = make_session()
+        for _ in range(2):
+            assert session.get("http://studio.invalid/api/profiles", timeout=5).status_code == 200
+        monkeypatch.delenv("HTTP_PROXY")  # kept from the first call: the daemon's environment does not change
+        assert session.get("http://studio.invalid/api/jobs", timeout=5).status_code == 200
+        with pytest.raises(requests.exceptions.ConnectionError):
+            session.get("http://direct.invalid/api/profiles", timeout=5)  # NO_PROXY: tried direct, no such host
+    assert [head.split(b" ")[1] for head in proxy.heads] == [
+        b"http://studio.invalid/api/profiles", b"http://studio.invalid/api/profiles", b"http://studio.invalid/api/jobs"]
