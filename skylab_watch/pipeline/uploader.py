@@ -60,8 +60,8 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
 
 
 def _upload(ctx: Context, photo: Photo, job: Job) -> str:
-    """Send the photo: the validated file streamed from its descriptor (read once, hashed as it goes, under
-    the MD5 intake recorded), or the resized copy. Clean path: no listing, one ledger write (`_uploaded`)
+    """Send the photo: the validated file streamed from its descriptor (read once, under the MD5 intake
+    recorded, which the store checks), or the resized copy. Clean path: no listing, one ledger write (`_uploaded`)
     after the claim; the Studio id is recorded only if the send fails, for the next try to reuse."""
     with _validated_body(ctx, photo) as body:
         studio_id = photo.studio_id
@@ -71,23 +71,15 @@ def _upload(ctx: Context, photo: Photo, job: Job) -> str:
             studio_id = _create_record(ctx, photo, job)
         try:
             send_photo_bytes(ctx.studio, studio_id, body, regular_job=_regular(ctx, job))
-            if isinstance(body, FileBody) and not body.matched:
-                raise FileChanged(f"{photo.rel_path}: the bytes sent no longer hash to the validated content")
+            if isinstance(body, FileBody) and body.short:
+                raise FileChanged(f"{photo.rel_path}: the file got shorter while it was sent")
         except BaseException as exc:
             if studio_id != photo.studio_id:
                 ctx.ledger.update_photo(photo.id, studio_id=studio_id)  # the next try reuses the record
-            if isinstance(exc, BadDigestError) and isinstance(body, FileBody) and not _still_validated(body):
+            if isinstance(exc, BadDigestError) and isinstance(body, FileBody) and not body.still_matches():
                 raise FileChanged(f"{photo.rel_path}: the file changed since it was validated") from exc
             raise
     return _uploaded(ctx, photo, job, studio_id)
-
-
-def _still_validated(body: FileBody) -> bool:
-    """Return True if the file still hashes to its recorded MD5 (read once more through the same descriptor)."""
-    if body.matched is None:
-        for _chunk in body:
-            pass
-    return bool(body.matched)
 
 
 def _regular(ctx: Context, job: Job) -> bool:
@@ -117,8 +109,8 @@ def _validated_body(ctx: Context, photo: Photo) -> Iterator[FileBody | bytes]:
     The original is opened without following a link and without blocking,
     and must still be the regular file recorded (device, inode, size,
     mtime); it is then streamed from that descriptor, no further than its
-    recorded size, hashed on the way and sent under the recorded md5 (the
-    store refuses other bytes). A link to /dev/zero, a FIFO or a grown file
+    recorded size, and sent under the recorded md5 (the store refuses
+    other bytes). A link to /dev/zero, a FIFO or a grown file
     swapped in after validation is never read as the photo. For an oversized
     original the resized copy is sent (read whole: it is small, and its md5
     is not the recorded one). A read that fails because the watch's folder

@@ -35,39 +35,53 @@ def md5_hex_to_b64(md5_hex: str) -> str:
 
 
 class FileBody:
-    """The first `size` bytes of an open file, sent in chunks and hashed as they go out.
+    """The first `size` bytes of an open file, sent in chunks, never held whole in memory.
 
-    The file is read once per send, never held whole in memory. It is sent
-    with Content-MD5 = the MD5 recorded when it was validated, so a store
-    that receives other bytes refuses them (BadDigest): that is what
-    Content-MD5 is for. `matched` says afterwards whether the bytes read
-    hashed to `md5_hex`, so a send that somehow went through with other
-    bytes never counts. A file that got shorter is padded with zeros up to
-    the promised length (the digest then cannot match): the request always
-    ends, and the store refuses it. Each iteration starts again at byte 0,
-    so a retried PUT sends (and checks) the file anew.
+    It is sent with Content-MD5 = the MD5 recorded when it was validated,
+    and the store refuses other bytes (BadDigest, as S3 does and the
+    contract says): that is what Content-MD5 is for, so the bytes are not
+    hashed a second time on the way out (on a busy NAS that hash cost as
+    much as the check of the file). Only after a BadDigest does
+    `still_matches()` read the file once more, to tell a file changed since
+    it was validated (never sent again) from bytes damaged in transit (sent
+    again). A file that got shorter is padded with zeros up to the promised
+    length (`short` says so): the request always ends, and the store
+    refuses it. Each iteration starts again at byte 0, so a retried PUT
+    sends the file anew.
     """
 
     def __init__(self, fd: int, size: int, md5_hex: str, chunk: int = CHUNK_BYTES) -> None:
         self.fd, self.size, self.md5_hex, self.chunk = fd, size, md5_hex, chunk
-        self.matched: bool | None = None
+        self.short = False
+        self._matches: bool | None = None
 
     def __len__(self) -> int:
         return self.size
 
     def __iter__(self) -> Iterator[bytes]:
-        self.matched = None
-        digest, offset, short = hashlib.md5(), 0, False
+        self.short, self._matches = False, None
+        offset = 0
         while offset < self.size:
             want = min(self.chunk, self.size - offset)
-            data = b"" if short else os.pread(self.fd, want, offset)
+            data = b"" if self.short else os.pread(self.fd, want, offset)
             if len(data) < want:
-                short = True
+                self.short = True
                 data += bytes(want - len(data))
-            digest.update(data)
             offset += len(data)
             yield data
-        self.matched = not short and digest.hexdigest() == self.md5_hex
+
+    def still_matches(self) -> bool:
+        """Return True if the file's first `size` bytes still hash to `md5_hex` (read once per send)."""
+        if self._matches is None:
+            digest, offset = hashlib.md5(), 0
+            while offset < self.size:
+                data = os.pread(self.fd, min(self.chunk, self.size - offset), offset)
+                if not data:
+                    break
+                digest.update(data)
+                offset += len(data)
+            self._matches = offset == self.size and digest.hexdigest() == self.md5_hex
+        return self._matches
 
 
 def send_photo_bytes(client: StudioClient, photo_id: int, data: bytes | FileBody, md5_b64: str | None = None,
@@ -96,7 +110,7 @@ def send_photo_bytes(client: StudioClient, photo_id: int, data: bytes | FileBody
             log.info("upload URL for photo %s expired; asking for a fresh one", photo_id)
             url = client.upload_url(photo_id, md5_b64)
         except BadDigestError:
-            if digests >= digest_retries or (isinstance(data, FileBody) and data.matched is False):
+            if digests >= digest_retries or (isinstance(data, FileBody) and not data.still_matches()):
                 raise  # a file that no longer hashes to its record is not sent again
             digests += 1
             log.info("the store saw damaged bytes for photo %s; sending them again", photo_id)
