@@ -60,16 +60,22 @@ def open_job_for(ctx: Context, watch: WatchConfig) -> Job:
 
 
 def batch_ready_photos(ctx: Context, watch: WatchConfig) -> int:
-    """Put the watch's ready photos into its open job, closing it when full; return how many moved."""
-    moved = 0
-    for photo in ctx.ledger.photos_in_state(PhotoState.READY, watch=watch.name):
-        job = open_job_for(ctx, watch)
-        name = unique_studio_name(photo.rel_path, ctx.ledger.studio_names_in_job(job.id))
-        ctx.ledger.add_to_job(photo.id, job.id, name)
-        moved += 1
-        if ctx.ledger.count_job_photos(job.id) >= watch.batch.max_photos:
-            close_job(ctx, job, "it is full")
-    return moved
+    """Put the watch's ready photos into its open job, closing it when full; return how many moved.
+
+    One transaction for the pass: a commit per photo made the loop wait on
+    the upload workers' commits once per photo.
+    """
+    ready = ctx.ledger.photos_in_state(PhotoState.READY, watch=watch.name)
+    if not ready:
+        return 0
+    with ctx.ledger.transaction():
+        for photo in ready:
+            job = open_job_for(ctx, watch)
+            name = unique_studio_name(photo.rel_path, ctx.ledger.studio_names_in_job(job.id))
+            ctx.ledger.add_to_job(photo.id, job.id, name)
+            if ctx.ledger.count_job_photos(job.id) >= watch.batch.max_photos:
+                close_job(ctx, job, "it is full")
+    return len(ready)
 
 
 def close_due_jobs(ctx: Context, watch: WatchConfig, nothing_pending: bool = False) -> list[Job]:

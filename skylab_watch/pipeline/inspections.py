@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from skylab_watch.config import WatchConfig
 from skylab_watch.pipeline import intake
@@ -30,6 +30,11 @@ log = logging.getLogger("skylab_watch")
 INSPECT_SECONDS = 120.0
 """How long the check of one file may take before the file is rejected as too costly (a bomb, a stalled share).
 Far above what a legitimate photo needs (a 200 MP decode takes about 2 s), far below systemd's patience."""
+
+QUEUED_CHECKS = 64
+"""Checks handed to the pool at once (running, queued or finished and not yet recorded). Far more than the
+threads: a worker that finishes takes the next file itself, so intake never waits for the loop to come
+round (a pass that talks to Studio takes a while); each entry is only a name and a stat."""
 
 _Key = tuple[str, str]  # (watch, rel_path)
 
@@ -51,7 +56,7 @@ class Inspections:
         self.seconds = seconds
         self._on_done = on_done
         self._clock = clock
-        self._pool: WorkerPool[_Key] = WorkerPool(size or pool_size(), "inspect")
+        self._pool: WorkerPool[_Key] = WorkerPool(size or pool_size(), "inspect", capacity=QUEUED_CHECKS)
         self._waiting: dict[_Key, tuple[WatchConfig, FileStat]] = {}
         self._running: dict[_Key, tuple[WatchConfig, FileStat]] = {}
         self._given_up: set[_Key] = set()
@@ -103,7 +108,16 @@ class Inspections:
             self._pool.submit(key, self._check, key, watch, stat)
 
     def _collect(self) -> None:
-        for key, outcome in self._pool.reap():
+        """Record every check finished since the last pass, in one transaction: one commit (one fsync, one
+        turn of the ledger lock the upload workers also wait on) rather than one per file."""
+        finished = self._pool.reap()
+        if not finished:
+            return
+        with self.ctx.ledger.transaction():
+            self._record_all(finished)
+
+    def _record_all(self, finished: list[tuple[_Key, Any]]) -> None:
+        for key, outcome in finished:
             watch, _stat = self._running.pop(key)
             with self._lock:
                 self._started.pop(key, None)
