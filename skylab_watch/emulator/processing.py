@@ -38,10 +38,11 @@ class OutputSpec:
 def image_size(data: bytes) -> tuple[int, int]:
     """Given uploaded bytes, return (width, height); raise ImageError if undecodable.
 
-    Only the header is read, so this is cheap enough to run under the state lock.
+    Only the header is read, in place (a memory source: new_from_buffer would copy every byte of the
+    upload first, which made this a tenth of the emulator's time under a stream of uploads).
     """
     try:
-        image = pyvips.Image.new_from_buffer(data, "")
+        image = pyvips.Image.new_from_source(pyvips.Source.new_from_memory(data), "")
         return image.width, image.height
     except pyvips.Error as exc:
         raise ImageError(str(exc).splitlines()[0] if str(exc) else "cannot decode") from exc
