@@ -17,6 +17,7 @@ record created to last bytes stored.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import (AT_STUDIO, KEY, PROFILE, DaemonProcess, EmulatorProcess, cached_photos, place_photos,
-                          wait_until, work_dir, write_daemon_config)
+from bench.common import (AT_STUDIO, KEY, PROFILE, DaemonProcess, EmulatorProcess, cached_photos, cpu_seconds,
+                          place_photos, wait_until, work_dir, write_daemon_config)
 
 INGEST_PROCESSING = 600.0  # seconds: nothing comes back while photos go up
 
@@ -73,13 +74,14 @@ def run_official(photos: list[Path], latency: float) -> dict[str, Any]:
     (stub / "__init__.py").write_text(SENTRY_STUB)
     with EmulatorProcess(scratch, latency, INGEST_PROCESSING) as emu:
         env = {"PYTHONPATH": str(scratch / "stub"), "SKYLAB_API_URL": emu.url, "PATH": "/usr/bin:/bin"}
-        started = time.perf_counter()
+        started, children_before = time.perf_counter(), _children_cpu()
         proc = subprocess.run([sys.executable, "-c", OFFICIAL_FLOW, KEY, PROFILE, *map(str, photos)],
                               env=env, capture_output=True, text=True, cwd=scratch)
         seconds = time.perf_counter() - started
         if proc.returncode != 0:
             raise RuntimeError(f"the official client failed: {proc.stderr[-2000:]}")
-        return {"seconds": seconds, "upload": upload_stage(emu), "scratch": scratch}
+        cpu = {"client": _children_cpu() - children_before, "emulator": cpu_seconds(emu.proc.pid)}
+        return {"seconds": seconds, "upload": upload_stage(emu), "cpu": cpu, "scratch": scratch}
 
 
 def run_daemon(photos: list[Path], latency: float, concurrency: int = 16,
@@ -102,7 +104,8 @@ def run_daemon(photos: list[Path], latency: float, concurrency: int = 16,
             wait_until(all_queued, timeout=600, what="every photo in a queued job", interval=0.1)
             seconds = time.perf_counter() - daemon.started
             calls = emu.admin("calls")
-        return {"seconds": seconds, "ready": ready, "upload": upload_stage(emu), "calls": calls,
+            cpu = {"client": cpu_seconds(daemon.pid), "emulator": cpu_seconds(emu.proc.pid)}
+        return {"seconds": seconds, "ready": ready, "upload": upload_stage(emu), "calls": calls, "cpu": cpu,
                 "scratch": scratch}
 
 
@@ -114,14 +117,15 @@ def run_bare(photos: list[Path], latency: float, threads: int = 16) -> dict[str,
     scratch = work_dir("bare")
     with (EmulatorProcess(scratch, latency, INGEST_PROCESSING) as emu,
           StudioClient(emu.url, KEY, pool_size=threads) as client):
-        started = time.perf_counter()
+        started, own_before = time.perf_counter(), _own_cpu()
         profile = next(p for p in client.list_profiles() if p["name"] == PROFILE)
         job = client.create_job("bare-run", profile["id"])
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(lambda path: upload_photo_file(client, path, job["id"]), photos))
         client.queue_job(job["id"])
         seconds = time.perf_counter() - started
-        return {"seconds": seconds, "upload": upload_stage(emu), "scratch": scratch}
+        cpu = {"client": _own_cpu() - own_before, "emulator": cpu_seconds(emu.proc.pid)}
+        return {"seconds": seconds, "upload": upload_stage(emu), "cpu": cpu, "scratch": scratch}
 
 
 def run(quick: bool, count: int | None = None, latency: float = 0.05,
@@ -139,7 +143,8 @@ def run(quick: bool, count: int | None = None, latency: float = 0.05,
             results[name] = runner(photos, latency)
             up = results[name]["upload"]
             print(f"  {name:<9} {results[name]['seconds']:7.2f} s to all queued; upload stage {up['seconds']:.2f} s "
-                  f"= {up['rate']:.1f} photos/s, {up['mb_per_s']:.1f} MB/s", flush=True)
+                  f"= {up['rate']:.1f} photos/s, {up['mb_per_s']:.1f} MB/s; CPU {results[name]['cpu']['client']:.1f} s"
+                  f" (emulator {results[name]['cpu']['emulator']:.1f} s)", flush=True)
     if "daemon" in results:
         print(f"  daemon ready (READY=1) after {results['daemon']['ready']:.2f} s; API calls: "
               f"{_calls(results['daemon']['calls'])}", flush=True)
@@ -155,6 +160,18 @@ def run(quick: bool, count: int | None = None, latency: float = 0.05,
         if name in results:
             shutil.rmtree(results[name].pop("scratch"), ignore_errors=True)
     return results
+
+
+def _own_cpu() -> float:
+    """CPU seconds (user + system) this process has used: the bare uploader runs in it."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's waited-for children: the official client's process, once it has ended."""
+    times = os.times()
+    return times.children_user + times.children_system
 
 
 def _calls(calls: dict[str, int]) -> str:
