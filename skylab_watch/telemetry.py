@@ -43,6 +43,7 @@ SECOND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 
 DOWNLOAD_KINDS = ("result", "background")
 """What a download fetched: a retouched result, or a profile's background photo."""
 
+@functools.lru_cache(maxsize=256)
 def kind_name(kind: type) -> str:
     """Given an error class, return its label value: the class name in snake case without "Error".
 
@@ -56,9 +57,10 @@ def kind_name(kind: type) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower() or "error"
 
 
+@functools.lru_cache(maxsize=256)
 def label_value(words: str) -> str:
     """Return `words` as a label value: lower case, runs of anything but letters and digits made one "_"."""
-    return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_")
+    return re.sub(r"[^a-z0-9]+", "_", words.lower()).strip("_")  # cached: stages are a handful of phrases
 
 
 def _never_raises(method: Callable[..., None]) -> Callable[..., None]:
