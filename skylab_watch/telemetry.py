@@ -43,7 +43,6 @@ SECOND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 
 DOWNLOAD_KINDS = ("result", "background")
 """What a download fetched: a retouched result, or a profile's background photo."""
 
-@functools.lru_cache(maxsize=256)
 def kind_name(kind: type) -> str:
     """Given an error class, return its label value: the class name in snake case without "Error".
 
@@ -51,7 +50,12 @@ def kind_name(kind: type) -> str:
     `OSError` -> `os`. Derived from the class, so the labels are the names the
     code already has (studio/errors.py, the outcome table), not a second list.
     """
-    name = kind.__name__
+    return _snake_kind(kind.__name__)
+
+
+@functools.lru_cache(maxsize=256)
+def _snake_kind(name: str) -> str:
+    """Return a class name as a kind label (cached: there are a few dozen classes, and errors come in bursts)."""
     if name.endswith("Error") and name != "Error":
         name = name[:-len("Error")]
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower() or "error"
