@@ -43,6 +43,7 @@ SECOND_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 
 DOWNLOAD_KINDS = ("result", "background")
 """What a download fetched: a retouched result, or a profile's background photo."""
 
+
 def kind_name(kind: type) -> str:
     """Given an error class, return its label value: the class name in snake case without "Error".
 

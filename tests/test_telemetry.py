@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from pathlib import Path
 
 import prometheus_client
 import pytest
@@ -127,3 +128,12 @@ def test_the_client_counts_each_failed_attempt_by_kind_and_each_transfer_that_we
     assert got[("skylab_watch_upload_bytes_sum", ())] == photo_file.stat().st_size == size
     assert got[("skylab_watch_download_bytes_sum", (("kind", "result"),))] == size
     assert before <= got[("skylab_watch_studio_last_success_timestamp_seconds", ())] <= time.time()
+
+
+def test_every_metric_of_the_telemetry_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    names = {family.name for family in Telemetry().collect()}
+    assert len(names) == 7
+    for name in names:
+        shown = f"`{name}_total`" if f"{name}_total" in readme else f"`{name}`"
+        assert shown in readme, name
