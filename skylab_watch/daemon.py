@@ -109,7 +109,8 @@ class Daemon:
         if http is not None:
             extra = [self.callbacks.route] if shared and self.callbacks is not None else []
             self.http = HttpSurface(http, self.ctx.ledger, [w.name for w in self.ctx.config.watches],
-                                    loop_age=lambda: time.monotonic() - self.heartbeat, extra=extra)
+                                    loop_age=lambda: time.monotonic() - self.heartbeat, extra=extra,
+                                    telemetry=self.ctx.telemetry)
             self.http.start()
         if self.callbacks is not None:
             self.callbacks.start()

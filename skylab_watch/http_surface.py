@@ -18,6 +18,8 @@ import logging
 import time
 from typing import Callable, Iterable
 
+from prometheus_client.registry import Collector
+
 from skylab_watch.commands.retry import retry_photo
 from skylab_watch.config.schema import HttpConfig
 from skylab_watch.ledger import Ledger, PhotoState
@@ -68,11 +70,11 @@ class HttpSurface:
 
     def __init__(self, config: HttpConfig, ledger: Ledger, watches: list[str],
                  loop_age: Callable[[], float] | None = None, extra: Iterable[Route] = (),
-                 limits: WebLimits | None = None) -> None:
+                 limits: WebLimits | None = None, telemetry: Collector | None = None) -> None:
         self._config = config
         self._ledger = ledger
         self._watches = list(watches)
-        self._registry = metrics_registry(ledger, loop_age)
+        self._registry = metrics_registry(ledger, loop_age, [telemetry] if telemetry is not None else [])
         routes = [self._guarded("/api/status", "GET", self.status), self._guarded("/metrics", "GET", self.metrics)]
         for name in self._watches:
             for action in ACTIONS:

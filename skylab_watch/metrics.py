@@ -1,5 +1,8 @@
 """/metrics: the ledger's numbers in the Prometheus text format, read at scrape time.
 
+(Events, which are not ledger state, are counted by `telemetry.Telemetry` and
+registered next to the ledger collector by `metrics_registry`.)
+
 A custom Collector asks the ledger on every scrape instead of keeping
 counters of its own: the ledger is already the record of every photo and job,
 so the page can never drift from `skylab-watch status`, and a restart loses
@@ -9,7 +12,7 @@ nothing. Rendering (HELP/TYPE lines, label escaping) is prometheus_client's.
 from __future__ import annotations
 
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -78,10 +81,14 @@ class LedgerCollector(Collector):
         return front
 
 
-def metrics_registry(ledger: Ledger, loop_age: Callable[[], float] | None = None) -> CollectorRegistry:
-    """Return a registry of its own (not the process-global one) holding the ledger collector."""
+def metrics_registry(ledger: Ledger, loop_age: Callable[[], float] | None = None,
+                     extra: Iterable[Collector] = ()) -> CollectorRegistry:
+    """Return a registry of its own (not the process-global one) holding the ledger collector and `extra`
+    collectors (the daemon's `telemetry.Telemetry`: what happened on the wire, counted in memory)."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector(ledger, loop_age))
+    for collector in extra:
+        registry.register(collector)
     return registry
 
 

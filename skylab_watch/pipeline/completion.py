@@ -240,7 +240,7 @@ class Deliveries:
         """Download and decode one background photo, bounded in bytes (Studio's input limit) and in
         pixels (checked from its header before the decode); one beyond either is an unusable result."""
         buffer = io.BytesIO()
-        self.ctx.studio.download(url, buffer, max_bytes=MAX_BACKGROUND_BYTES)
+        self.ctx.studio.download(url, buffer, max_bytes=MAX_BACKGROUND_BYTES, kind="background")
         try:
             return imaging.load_background(buffer.getvalue())
         except imaging.TooManyPixels as exc:

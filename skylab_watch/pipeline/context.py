@@ -13,6 +13,7 @@ from skylab_watch.config import Config, WatchConfig
 from skylab_watch.ledger import Ledger
 from skylab_watch.pipeline.outcomes import Deferrals, StudioHealth
 from skylab_watch.studio import StudioClient
+from skylab_watch.telemetry import Telemetry
 
 log = logging.getLogger("skylab_watch")
 
@@ -99,6 +100,12 @@ class Context:
     paused_watches: set[str] = field(default_factory=set)
     # Watches paused by hand (skylab-watch pause): nothing new of theirs goes towards Studio.
     held_watches: set[str] = field(default_factory=set)
+
+    @property
+    def telemetry(self) -> Telemetry:
+        """The in-memory metrics of this daemon: the Studio client's own, so its traffic and the failure
+        reporter's retries are counted in one place (and nowhere process-global)."""
+        return self.studio.telemetry
 
     def watch(self, name: str) -> WatchConfig:
         """Return the configuration of a watch by name."""

@@ -16,7 +16,7 @@ from skylab_watch.ledger import Job, JobState, Photo, PhotoState
 from skylab_watch.ledger.states import WAITING_ON_JOB
 from skylab_watch.logs import fields
 from skylab_watch.pipeline.context import Context
-from skylab_watch.pipeline.outcomes import LOOK_AGAIN_TRIES, Outcome, classify
+from skylab_watch.pipeline.outcomes import LOOK_AGAIN_TRIES, Outcome, Rule, classify
 from skylab_watch.studio import InvalidRequestError, ServerError, StudioError, TransportError
 
 T = TypeVar("T")
@@ -50,6 +50,7 @@ def photo_step_failed(ctx: Context, photo: Photo, exc: BaseException, doing: str
             fail_photo(ctx, photo, f"{detail} (after {LOOK_AGAIN_TRIES} tries)", job)
             return Outcome.FAIL_ITEM
         ctx.deferrals.defer(key)
+        _count_retry(ctx, "photo", doing, rule)
         log.warning("%s: %s; trying again after a fresh look", where(photo), detail,
                     extra=fields(photo.watch, photo=photo.rel_path))
         return outcome
@@ -58,6 +59,7 @@ def photo_step_failed(ctx: Context, photo: Photo, exc: BaseException, doing: str
         fail_photo(ctx, photo, f"{detail}; {_budget_spent(ctx)}", job)
         return Outcome.FAIL_ITEM
     wait = ctx.deferrals.defer(key, getattr(exc, "retry_after", None))
+    _count_retry(ctx, "photo", doing, rule)
     _log_retry(exc, outcome, where(photo), doing, wait, fields(photo.watch, photo=photo.rel_path))
     return outcome
 
@@ -94,6 +96,12 @@ def over_budget(ctx: Context, photo: Photo) -> bool:
         since = ctx.clock()
         ctx.ledger.update_photo(photo.id, trouble_since=since)
     return ctx.clock() - since > ctx.give_up_seconds
+
+
+def _count_retry(ctx: Context, item: str, doing: str, rule: Rule) -> None:
+    """Count one deferral of an `item` ("photo", "job") in `skylab_watch_retries_total`, labelled by the
+    stage and by the outcome and kind of the table's row, so a dashboard names what keeps failing."""
+    ctx.telemetry.record_retry(item, doing, rule.outcome.value, rule.kind)
 
 
 def _log_retry(exc: BaseException, outcome: Outcome, subject: str, doing: str, wait: float,
@@ -143,6 +151,7 @@ def job_step_failed(ctx: Context, job: Job, exc: BaseException, doing: str) -> O
         fail_job(ctx, job, f"{detail}; {_budget_spent(ctx)}")
         return Outcome.FAIL_ITEM
     wait = ctx.deferrals.defer(("job", job.id), getattr(exc, "retry_after", None))
+    _count_retry(ctx, "job", doing, rule)
     _log_retry(exc, outcome, f"{job.watch}: job {job.name}", doing, wait, fields(job.watch, job.name))
     return outcome
 

@@ -38,6 +38,7 @@ from skylab_watch.studio.errors import (
 from skylab_watch.studio.records import StudioJob, PhotoResult, job_state, jobs_in_front_of, photo_result
 from skylab_watch.studio.retry import RetryPolicy
 from skylab_watch.studio.transport import AddressPolicy, Guard
+from skylab_watch.telemetry import Telemetry
 
 DEFAULT_URL = "https://studio.skylabtech.ai:443"
 API_PREFIX = "/api/public/v1/"
@@ -69,14 +70,16 @@ class StudioClient:
     never to the object store, never logged. timeout: (connect, read) seconds,
     mandatory. api_deadline / transfer_deadline: seconds one API call / one
     upload or download may take in all. max_download_bytes: the longest
-    result downloaded. retry: the policy every call runs under.
+    result downloaded. retry: the policy every call runs under. telemetry:
+    where transfers, failed exchanges and the last good API answer are
+    counted (one of its own if not given; never a process-global one).
     """
 
     def __init__(self, base_url: str, api_key: str, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  retry: RetryPolicy | None = None, pool_size: int = 16,
                  session: requests.Session | None = None, api_deadline: float = DEFAULT_API_DEADLINE,
                  transfer_deadline: float = DEFAULT_TRANSFER_DEADLINE,
-                 max_download_bytes: int = MAX_DOWNLOAD_BYTES) -> None:
+                 max_download_bytes: int = MAX_DOWNLOAD_BYTES, telemetry: Telemetry | None = None) -> None:
         if not api_key:
             raise ValueError("an API key is required")
         self.base_url = base_url.rstrip("/")
@@ -88,6 +91,7 @@ class StudioClient:
         self.addresses = AddressPolicy(self.base_url)
         self.retry = retry or RetryPolicy()
         self.session = session or http.make_session(pool_size)
+        self.telemetry = telemetry or Telemetry()
 
     def __repr__(self) -> str:
         return f"StudioClient({self.base_url!r})"
@@ -121,8 +125,20 @@ class StudioClient:
         """
         url = self.base_url + API_PREFIX + endpoint
         policy = retry or self.retry
-        return policy.call(lambda: self._request_once(method, url, params, payload), method,
-                           what=f"{method} {endpoint}")
+        return policy.call(lambda: self._counted("api", lambda: self._request_once(method, url, params, payload)),
+                           method, what=f"{method} {endpoint}")
+
+    def _counted(self, target: str, attempt: Callable[[], T]) -> T:
+        """Run one attempt of an exchange with `target` ("api", "store"); count it in telemetry if it fails.
+
+        Each attempt counts, the ones the retry policy repeats within the call too:
+        the figure is how often Studio failed us, not how often we gave up.
+        """
+        try:
+            return attempt()
+        except StudioError as exc:
+            self.telemetry.record_studio_error(exc, target)
+            raise
 
     def _request_once(self, method: str, url: str, params: Mapping[str, Any] | None,
                       payload: Mapping[str, Any] | None) -> Any:
@@ -143,6 +159,7 @@ class StudioClient:
                 raise api_error(response.status_code, message, method, url,
                                 retry_after=parse_retry_after(response.headers.get("Retry-After")))
             body = http.read_body(response, http.API_BODY_LIMIT, method, url, too_large=AnswerTooLarge)
+        self.telemetry.record_api_success()
         http.log_answer(method, url, response, body)
         if not body:
             return None
@@ -270,10 +287,13 @@ class StudioClient:
         if regular_job:
             headers["X-Amz-Tagging"] = REGULAR_JOB_TAGGING
 
-        def attempt() -> None:
+        def attempt() -> float:
+            started = time.monotonic()
             with Guard(self.transfer_deadline, self.addresses):
                 self._store_once("PUT", url, headers, data).close()
-        self.retry.call(attempt, "PUT", what="PUT photo bytes")
+            return time.monotonic() - started
+        seconds = self.retry.call(lambda: self._counted("store", attempt), "PUT", what="PUT photo bytes")
+        self.telemetry.record_upload(len(data), seconds)
 
     def _store_once(self, method: str, url: str, headers: Mapping[str, str],
                     data: http.Body | None) -> requests.Response:
@@ -296,8 +316,12 @@ class StudioClient:
                               parse_retry_after(response.headers.get("Retry-After")))
         raise RefusedUrlError(f"more than {MAX_REDIRECTS} redirects", None, method, http.redact_url(url))
 
-    def download(self, url: str, sink: BinaryIO, chunk_size: int = 1 << 16, max_bytes: int | None = None) -> int:
+    def download(self, url: str, sink: BinaryIO, chunk_size: int = 1 << 16, max_bytes: int | None = None,
+                 kind: str = "result") -> int:
         """Stream the object at a presigned GET URL into `sink`; return the number of bytes.
+
+        `kind` (telemetry.DOWNLOAD_KINDS: "result" or "background") is what the
+        download is counted as.
 
         At most `max_bytes` (default: `max_download_bytes`) are taken: a longer
         object raises DownloadTooLarge, declared or as it streams in. The whole
@@ -306,15 +330,19 @@ class StudioClient:
         """
         limit = self.max_download_bytes if max_bytes is None else max_bytes
 
-        def attempt() -> int:
+        def attempt() -> tuple[int, float]:
             sink.seek(0)
             sink.truncate()
+            started = time.monotonic()
             with Guard(self.transfer_deadline, self.addresses):
                 response = self._store_once("GET", url, {}, None)
                 with response:
-                    return http.copy_body(response, sink, limit, "GET", url, too_large=DownloadTooLarge,
+                    size = http.copy_body(response, sink, limit, "GET", url, too_large=DownloadTooLarge,
                                           chunk_size=chunk_size)
-        return self.retry.call(attempt, "GET", what="download")
+            return size, time.monotonic() - started
+        size, seconds = self.retry.call(lambda: self._counted("store", attempt), "GET", what="download")
+        self.telemetry.record_download(kind, size, seconds)
+        return size
 
 
 def _parsed(parse: Callable[[Any], T], answer: Any, method: str, endpoint: str) -> T:
