@@ -329,8 +329,8 @@ def test_idle_connections_under_the_limit_add_no_thread_and_delay_neither_a_call
         try:
             started = time.monotonic()
             answer = requests.patch(url(served), data=BODY, headers=signed_headers(), timeout=5)
-            views = view_answers(served)
             elapsed = time.monotonic() - started
+            views = view_answers(served)
             during = threading.active_count()
             still_open = sum(not closed_by_server(sock) for sock in held)
         finally:
