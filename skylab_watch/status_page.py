@@ -37,7 +37,7 @@ body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f4f4f1;color:#222}
 header,main{max-width:60rem;margin:auto;padding:.5rem 1rem}
 header{display:flex;flex-wrap:wrap;gap:.5rem;align-items:baseline;justify-content:space-between}
 h1{font-size:1.3rem;margin:.3rem 0}h2{font-size:1.1rem;margin:1.2rem 0 .4rem}
-section.card{background:#fff;border-radius:8px;padding:.6rem .8rem;margin:.5rem 0;box-shadow:0 1px 2px #0002}
+.card{background:#fff;border-radius:8px;padding:.6rem .8rem;margin:.5rem 0;box-shadow:0 1px 2px #0002}
 .state{font-weight:600;padding:0 .4rem;border-radius:4px;background:#e4efe4}
 .state.paused{background:#fbe3c4}.state.idle{background:#eee}
 dl.counts{display:grid;grid-template-columns:repeat(auto-fill,minmax(6.5rem,1fr));gap:.2rem .8rem;margin:.4rem 0}
@@ -46,7 +46,7 @@ dl.counts div{display:flex;justify-content:space-between}dt{color:#666}dd{margin
 button{font:inherit;padding:.45rem .9rem;border-radius:6px;border:1px solid #888;background:#fafafa}
 .notice{background:#fff3cd;border-left:4px solid #d9a400}.problem .path{font-family:monospace;word-break:break-all}
 .failed{border-left:4px solid #c0392b}.rejected{border-left:4px solid #888}
-.muted{color:#666;font-size:.9em}input[type=password]{font:inherit;padding:.4rem;width:100%;max-width:22rem}
+.muted{color:#666;font-size:.9em}input[type=password]{font:inherit;padding:.4rem;width:100%;max-width:22rem;box-sizing:border-box}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .4rem;border-bottom:1px solid #ddd}
 .scroll{overflow-x:auto}#problems{padding:0;list-style:none}
 """
