@@ -1,4 +1,4 @@
-"""The daemon's HTTP surface (config `http:`): /api/status, /metrics, and pause/resume/retry actions.
+"""The daemon's HTTP surface (config `http:`): /api/status, /metrics, pause/resume/retry, the status page `/`.
 
 Token rules, in one place (`refusal`):
 - POST actions always need `Authorization: Bearer TOKEN`;
@@ -6,7 +6,9 @@ Token rules, in one place (`refusal`):
   where only local users can reach it anyway.
 Tokens are compared in constant time. Routes added from elsewhere (the
 Studio callback, which proves itself with its HMAC signature) are served
-as they are, without the token rule.
+as they are, without the token rule. The status page (`page_routes`) adds
+the browser's way to the same actions: a session cookie signed in with the
+token, and a CSRF field in each form.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from skylab_watch.commands.retry import retry_photo
 from skylab_watch.config.schema import HttpConfig
 from skylab_watch.ledger import Ledger, PhotoState
 from skylab_watch.metrics import CONTENT_TYPE, metrics_registry, render
+from skylab_watch.page_routes import StatusPage
 from skylab_watch.status import build_report
 from skylab_watch.web import Handler, Request, Response, Route, Router, WebLimits, WebServer
+from skylab_watch.web_session import Sessions
 
 log = logging.getLogger("skylab_watch")
 
@@ -79,6 +83,9 @@ class HttpSurface:
         for name in self._watches:
             for action in ACTIONS:
                 routes.append(self._guarded(f"/api/watches/{name}/{action}", "POST", self._action(name, action)))
+        page = StatusPage(ledger, self._watches, Sessions(config.token), reads_open=not needs_token(config.host, "GET"),
+                          bearer_ok=lambda request: token_matches(request, config.token), act=self._action)
+        routes += page.routes(ACTIONS)
         self.server = WebServer(config.host, config.port, Router([*routes, *extra]), limits, name="http")
 
     @property
@@ -90,7 +97,7 @@ class HttpSurface:
         """Serve on a background thread."""
         self.server.start()
         host, port = self.address
-        log.info("HTTP surface (/metrics, /api/status) listening on %s:%d", host, port)
+        log.info("HTTP surface (/, /metrics, /api/status) listening on %s:%d", host, port)
 
     def stop(self) -> None:
         """Stop serving and close every socket."""

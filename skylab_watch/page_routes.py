@@ -1,0 +1,134 @@
+"""The routes of the status page: `GET /`, signing in and out, and the page's action forms.
+
+Who may do what (the HTTP surface's token rules, extended for browsers):
+- `GET /` follows the read rule of every view: open on loopback; elsewhere it
+  needs `Authorization: Bearer TOKEN` or a signed-in session cookie, and
+  without either answers 401 with the sign-in form alone.
+- `POST /session` with the token signs a browser in (a cookie; see
+  `web_session`); a wrong token is 401 and logged, without what was typed.
+- `POST /watches/NAME/{retry,pause,resume}` needs a valid Bearer header, or a
+  session cookie plus the form's CSRF field. Without a session it is 401,
+  with a session but a missing or wrong CSRF field 403; nothing changes
+  either way. A success answers 303 to `/` (POST/redirect/GET), so reloading
+  the page never repeats the action.
+The actions themselves are the HTTP surface's (`act`), shared with
+`POST /api/watches/...`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from skylab_watch import report as window_report
+from skylab_watch.ledger import Ledger
+from skylab_watch.status import build_report
+from skylab_watch.status_page import PageView, render_message, render_page, render_sign_in
+from skylab_watch.web import Handler, Request, Response, Route
+from skylab_watch.web_session import TOKEN_FIELD, Sessions, parse_form
+
+log = logging.getLogger("skylab_watch")
+
+HTML = "text/html; charset=utf-8"
+THROUGHPUT_WINDOW_SECONDS = 3600.0
+"""The page's throughput is the morning report's figures over the last hour."""
+SECURITY_HEADERS = (
+    # The page carries its CSRF value: never cached, never framed, no script, forms post only here.
+    ("Cache-Control", "no-store"),
+    ("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+                                "frame-ancestors 'none'; base-uri 'none'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+
+ActionFactory = Callable[[str, str], Handler]
+"""Given (watch, action), return the handler doing it (HttpSurface._action)."""
+BearerCheck = Callable[[Request], bool]
+
+
+class StatusPage:
+    """Serve the page of `watches` from `ledger`; `reads_open` is True when GET needs no token (loopback)."""
+
+    def __init__(self, ledger: Ledger, watches: list[str], sessions: Sessions, reads_open: bool,
+                 bearer_ok: BearerCheck, act: ActionFactory) -> None:
+        self._ledger = ledger
+        self._watches = list(watches)
+        self._sessions = sessions
+        self._reads_open = reads_open
+        self._bearer_ok = bearer_ok
+        self._act = act
+
+    def routes(self, actions: tuple[str, ...]) -> list[Route]:
+        """Return the page's routes: the page, sign in and out, and one form route per watch and action."""
+        routes = [Route("/", "GET", self.page, takes_body=False),
+                  Route("/session", "POST", self.sign_in),
+                  Route("/session/end", "POST", self.sign_out)]
+        for name in self._watches:
+            for action in actions:
+                routes.append(Route(f"/watches/{name}/{action}", "POST", self._form_action(name, action)))
+        return routes
+
+    def page(self, request: Request) -> Response:
+        """GET /: the status page, or the sign-in form alone (401) off loopback without a token or session."""
+        signed_in = self._sessions.signed_in(request)
+        if not (self._reads_open or signed_in or self._bearer_ok(request)):
+            return _html(401, render_sign_in("Sign in with the HTTP token to see this daemon's status."))
+        now = time.time()
+        hourly = window_report.build_report(self._ledger, now - THROUGHPUT_WINDOW_SECONDS, now, self._watches)
+        view = PageView(status=build_report(self._ledger, self._watches),
+                        hourly={w.name: (w.delivered, w.per_hour) for w in hourly.watches},
+                        csrf=self._sessions.csrf_value() if signed_in else None,
+                        generated=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now)))
+        return _html(200, render_page(view))
+
+    def sign_in(self, request: Request) -> Response:
+        """POST /session: with the right token, set the session cookie and go back to the page."""
+        form = parse_form(request)
+        if form is None or not self._sessions.token_matches(form.get(TOKEN_FIELD, "")):
+            log.warning("http: refused a sign-in to the status page from %s: wrong token", request.client)
+            return _html(401, render_sign_in("Sign in with the HTTP token.", failed=True))
+        log.info("http: a browser at %s signed in to the status page", request.client)
+        return _see_other(self._sessions.set_cookie())
+
+    def sign_out(self, request: Request) -> Response:
+        """POST /session/end: forget the session cookie in this browser."""
+        return _see_other(self._sessions.clear_cookie())
+
+    def _form_action(self, watch: str, action: str) -> Handler:
+        handler = self._act(watch, action)
+
+        def act(request: Request) -> Response:
+            refused = self._refusal(request)
+            if refused is not None:
+                log.warning("http: refused %s of %s from %s: %s", action, watch, request.client,
+                            "no session" if refused.status == 401 else "missing or wrong form field")
+                return refused
+            done = handler(request)
+            if done.status != 200:
+                return _html(done.status, render_message("skylab-watch", f"{watch}: {action} did not work"))
+            return _see_other()
+        return act
+
+    def _refusal(self, request: Request) -> Response | None:
+        """Return the answer refusing a form action (401 no session, 403 bad form), or None if allowed."""
+        if self._bearer_ok(request):
+            return None
+        form = parse_form(request)
+        if form is not None and self._sessions.form_allowed(request, form):
+            return None
+        if not self._sessions.signed_in(request):
+            return _html(401, render_sign_in("Sign in with the HTTP token to do this."))
+        return _html(403, render_message("skylab-watch: refused",
+                                         "This form is out of date or did not come from this page: "
+                                         "reload the page and try again."))
+
+
+def _html(status: int, body: bytes) -> Response:
+    challenge = (("WWW-Authenticate", 'Bearer realm="skylab-watch"'),) if status == 401 else ()
+    return Response(status, body, content_type=HTML, headers=(*SECURITY_HEADERS, *challenge))
+
+
+def _see_other(*headers: tuple[str, str]) -> Response:
+    """A 303 back to the page: the browser follows it with a GET."""
+    return Response(303, b"", content_type=HTML, headers=(("Location", "/"), *SECURITY_HEADERS, *headers))

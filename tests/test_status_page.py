@@ -1,0 +1,177 @@
+"""The status page `/` over real HTTP: what it shows, escaping, and who may press its buttons.
+
+A real ledger and the real HTTP surface (waitress on an ephemeral port); requests as the client.
+The browser itself is driven in test_status_page_browser.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+from skylab_watch.config.schema import HttpConfig
+from skylab_watch.http_surface import HttpSurface
+from skylab_watch.ledger import Ledger
+from skylab_watch.web_session import COOKIE
+
+TOKEN = "page-t0ken-0123456789abcdef"
+HOSTILE = '<script>alert(1)</script>\n<img src=x onerror=alert(2)>\u202egpj.exe'
+
+
+class Page:
+    """A running surface over a ledger with one failed photo in `w` and one in `other`."""
+
+    def __init__(self, tmp: Path, host: str = "127.0.0.1") -> None:
+        self.ledger = Ledger(tmp / "ledger.sqlite3")
+        self.failed = self.ledger.add_photo("w", "bad.jpg", 1, 1, "h", "failed", reason="Studio failed the job")
+        self.ledger.add_photo("other", "x.jpg", 1, 1, "h2", "failed", reason="no")
+        self.surface = HttpSurface(HttpConfig(listen=(host, 0), token_file=tmp / "t", token=TOKEN), self.ledger,
+                                   ["w", "other"])
+        self.surface.start()
+        self.base = f"http://127.0.0.1:{self.surface.address[1]}"
+
+    def signed_in(self) -> requests.Session:
+        session = requests.Session()
+        answer = session.post(f"{self.base}/session", data={"token": TOKEN}, allow_redirects=False, timeout=5)
+        assert answer.status_code == 303 and answer.headers["Location"] == "/"
+        return session
+
+    def csrf(self, session: requests.Session) -> str:
+        return re.findall(r'name="csrf" value="([0-9a-f]+)"', session.get(f"{self.base}/", timeout=5).text)[0]
+
+    def post(self, path: str, session: requests.Session | None = None, **kwargs) -> requests.Response:
+        return (session or requests).post(f"{self.base}{path}", allow_redirects=False, timeout=5, **kwargs)
+
+    def close(self) -> None:
+        self.surface.stop()
+        self.ledger.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    running = Page(tmp_path)
+    yield running
+    running.close()
+
+
+def test_the_page_is_phone_ready_self_refreshing_html_showing_counts_failures_and_notices(page: Page) -> None:
+    page.ledger.add_photo("w", "ok.jpg", 1, 1, "h3", "done")
+    page.ledger.set_notice("credits", "Studio says the account is out of credits")
+    page.ledger.pause_watch("other", "lunch break", 0)
+    answer = requests.get(f"{page.base}/", timeout=5)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "text/html; charset=utf-8"
+    body = answer.text
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in body
+    assert '<meta http-equiv="refresh" content="10">' in body
+    assert "<script" not in body and "src=" not in body, "no script and no external asset"
+    assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert re.search(r'data-watch="w">.*?data-count="done">1<.*?data-count="failed">1<', body, re.S)
+    assert "bad.jpg" in body and "Studio failed the job" in body
+    assert "out of credits" in body and "paused by hand since" in body and "lunch break" in body
+    assert 'name="csrf"' not in body and 'action="/session"' in body, "not signed in: a sign-in form, no buttons"
+
+
+def test_a_hostile_file_name_and_reason_are_shown_as_text_never_as_markup(page: Page) -> None:
+    page.ledger.add_photo("w", HOSTILE, 1, 1, "h4", "rejected", reason=f"cannot read {HOSTILE}: <b>bad</b>")
+    body = requests.get(f"{page.base}/", timeout=5).text
+    assert "<script>" not in body and "<img" not in body and "<b>bad" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;\\n&lt;img src=x onerror=alert(2)&gt;\\u202egpj.exe" in body
+    assert "\u202e" not in body and "&lt;b&gt;bad&lt;/b&gt;" in body
+
+
+def test_signing_in_sets_a_strict_httponly_cookie_that_is_not_the_token_and_a_wrong_token_is_refused(
+        page: Page) -> None:
+    wrong = page.post("/session", data={"token": "not-the-token-0123456789"})
+    assert wrong.status_code == 401 and "Set-Cookie" not in wrong.headers
+    assert "That token is not right" in wrong.text
+    right = page.post("/session", data={"token": TOKEN})
+    assert right.status_code == 303 and right.headers["Location"] == "/"
+    cookie = right.headers["Set-Cookie"]
+    assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+    assert "Path=/" in cookie and TOKEN not in cookie
+    session = page.signed_in()
+    assert 'name="csrf"' in session.get(f"{page.base}/", timeout=5).text, "signed in: the buttons are there"
+    out = page.post("/session/end", session)
+    assert out.status_code == 303 and "Max-Age=0" in out.headers["Set-Cookie"]
+
+
+def test_a_form_action_without_session_or_with_a_wrong_csrf_field_is_refused_and_changes_nothing(
+        page: Page) -> None:
+    session = page.signed_in()
+    csrf = page.csrf(session)
+    refused = [
+        page.post("/watches/w/pause").status_code,                                   # nothing at all
+        page.post("/watches/w/pause", data={"csrf": csrf}).status_code,              # field without the cookie
+        page.post("/watches/w/retry", session).status_code,                          # cookie without the field
+        page.post("/watches/w/retry", session, data={"csrf": csrf[:-1] + "0"}).status_code,
+        page.post("/watches/w/pause", session, data={"csrf": csrf},                  # not a form
+                  headers={"Content-Type": "text/plain"}).status_code,
+        page.post("/watches/w/pause", session, data={"csrf": csrf, "pad": "x" * 5000}).status_code,
+        page.post("/watches/w/pause", headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code,
+    ]
+    assert refused == [401, 401, 403, 403, 403, 403, 401]
+    assert page.ledger.paused_by_hand() == {} and page.ledger.get_photo(page.failed.id).state == "failed"
+    assert requests.get(f"{page.base}/watches/w/pause", timeout=5).status_code == 405, "POST only"
+
+
+def test_a_form_action_with_session_and_csrf_or_with_the_bearer_token_acts_and_redirects_to_the_page(
+        page: Page) -> None:
+    session = page.signed_in()
+    csrf = page.csrf(session)
+    paused = page.post("/watches/w/pause", session, data={"csrf": csrf})
+    assert (paused.status_code, paused.headers["Location"]) == (303, "/")
+    assert set(page.ledger.paused_by_hand()) == {"w"}
+    retried = page.post("/watches/w/retry", session, data={"csrf": csrf})
+    assert retried.status_code == 303 and page.ledger.get_photo(page.failed.id).state == "ready"
+    assert [p.watch for p in page.ledger.photos_in_state("failed")] == ["other"], "only that watch's photos"
+    resumed = page.post("/watches/w/resume", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resumed.status_code == 303 and page.ledger.paused_by_hand() == {}
+
+
+def test_a_restarted_surface_does_not_accept_the_old_session_cookie(tmp_path: Path) -> None:
+    first = Page(tmp_path / "a")
+    try:
+        session = first.signed_in()
+        cookie, csrf = session.cookies[COOKIE], first.csrf(session)
+    finally:
+        first.close()
+    second = Page(tmp_path / "b")
+    try:
+        answer = second.post("/watches/w/pause", data={"csrf": csrf}, headers={"Cookie": f"{COOKIE}={cookie}"})
+        assert answer.status_code == 401 and second.ledger.paused_by_hand() == {}
+    finally:
+        second.close()
+
+
+def test_off_loopback_the_page_needs_the_token_or_a_session_and_shows_only_the_sign_in_form(tmp_path: Path) -> None:
+    exposed = Page(tmp_path, host="0.0.0.0")  # reached over 127.0.0.1, but configured for every address
+    try:
+        anonymous = requests.get(f"{exposed.base}/", timeout=5)
+        assert anonymous.status_code == 401 and 'action="/session"' in anonymous.text
+        assert "bad.jpg" not in anonymous.text and "data-watch" not in anonymous.text
+        bearer = requests.get(f"{exposed.base}/", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+        assert bearer.status_code == 200 and "bad.jpg" in bearer.text
+        session = exposed.signed_in()
+        assert session.get(f"{exposed.base}/", timeout=5).status_code == 200
+        assert requests.get(f"{exposed.base}/api/status", timeout=5).status_code == 401
+    finally:
+        exposed.close()
+
+
+def test_the_token_cookie_and_csrf_value_never_reach_the_log(page: Page, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="skylab_watch")
+    page.post("/session", data={"token": TOKEN[:-1] + "X"})
+    session = page.signed_in()
+    csrf = page.csrf(session)
+    page.post("/watches/w/pause", session, data={"csrf": csrf})
+    page.post("/watches/w/resume", session, data={"csrf": "f" * 64})
+    page.post("/watches/w/retry", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert "signed in" in caplog.text and "refused" in caplog.text and "paused" in caplog.text
+    for secret in (TOKEN, TOKEN[:-1] + "X", session.cookies[COOKIE], csrf):
+        assert secret not in caplog.text
