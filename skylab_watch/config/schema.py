@@ -303,10 +303,11 @@ MIN_HTTP_TOKEN_BYTES = 16
 
 @dataclass(frozen=True, kw_only=True)
 class HttpConfig:
-    """The daemon's HTTP surface: /metrics (Prometheus), /api/status, and actions (pause, resume, retry).
+    """The daemon's HTTP surface: the status page `/`, /metrics (Prometheus), /api/status, and actions
+    (pause, resume, retry).
 
-    Actions always need the token (`Authorization: Bearer TOKEN`); read-only views need it too unless
-    listening on loopback. When `callback` is set with the same listen address (or callback.listen is
+    Actions always need the token (`Authorization: Bearer TOKEN`, or the page's sign-in cookie with its
+    form field); read-only views need it too unless listening on loopback. When `callback` is set with the same listen address (or callback.listen is
     omitted), the callback route is served here as well. After loading, `token` holds the file's content.
     """
 
