@@ -307,8 +307,9 @@ class HttpConfig:
     (pause, resume, retry).
 
     Actions always need the token (`Authorization: Bearer TOKEN`, or the page's sign-in cookie with its
-    form field); read-only views need it too unless listening on loopback. When `callback` is set with the same listen address (or callback.listen is
-    omitted), the callback route is served here as well. After loading, `token` holds the file's content.
+    form field); read-only views need it too unless listening on loopback. When `callback` is set with
+    the same listen address (or callback.listen is omitted), the callback route is served here as well.
+    After loading, `token` holds the file's content.
     """
 
     listen: tuple[str, int] = key("listen", "Address and port the HTTP surface listens on.", "127.0.0.1:8780")
