@@ -20,7 +20,7 @@ from skylab_watch.callbacks import CallbackReceiver
 from skylab_watch.http_surface import HttpSurface
 from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
-from skylab_watch.ledger import JobState, Ledger, PhotoState
+from skylab_watch.ledger import Job, JobState, Ledger, Photo, PhotoState
 from skylab_watch.ledger.states import REPORT_CATEGORIES, REPORT_CATEGORY
 from skylab_watch.notify import Notifications
 from skylab_watch.pipeline import batcher, completion, jobs, uploader
@@ -292,16 +292,24 @@ class Daemon:
                     return
 
     def _submit_uploads(self) -> None:
-        """Hand batched photos of created jobs to the upload pool, at most `concurrency` at a time."""
+        """Hand batched photos of created jobs to the upload pool while it has room, claimed (marked
+        `uploading`, the try counted) in one transaction first."""
         if not self.ctx.credits.is_open():
             return
-        created = {j.id for j in self.ctx.ledger.jobs_in_state(JobState.CREATED)}
+        created = {j.id: j for j in self.ctx.ledger.jobs_in_state(JobState.CREATED)}
+        room = self._uploads.capacity - len(self._uploads)
+        chosen: dict[int, Job] = {}
+        photos: list[Photo] = []
         for photo in self.ctx.ledger.photos_in_state(PhotoState.BATCHED, PhotoState.UPLOADING):
-            if not self._uploads.has_room():
+            if len(photos) >= room:
                 break
-            if photo.job_id in created and not self._uploads.in_flight(photo.id) and self._may_work_on(photo.watch) \
+            job = created.get(photo.job_id) if photo.job_id is not None else None
+            if job is not None and not self._uploads.in_flight(photo.id) and self._may_work_on(photo.watch) \
                     and self.ctx.deferrals.due(("photo", photo.id)):
-                self._uploads.submit(photo.id, uploader.upload_photo, self.ctx, photo)
+                chosen[photo.id] = job
+                photos.append(photo)
+        for photo in uploader.claim_uploads(self.ctx, photos) if photos else ():
+            self._uploads.submit(photo.id, uploader.send_claimed, self.ctx, photo, chosen[photo.id])
 
     def _may_work_on(self, watch: str, files: bool = True) -> bool:
         """Return True for a watch still configured, not paused by hand, and (files) whose input may be read."""

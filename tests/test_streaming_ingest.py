@@ -95,3 +95,22 @@ def test_a_file_body_streams_in_chunks_pads_a_shortened_file_and_rehashes_only_w
         assert len(b"".join(body)) == 3000 and body.short and not body.still_matches()
     finally:
         os.close(fd)
+
+
+def test_photos_are_claimed_together_counting_a_try_and_a_superseded_one_is_left_alone(tmp_path, plain_emulator):
+    stage = Stage(tmp_path, plain_emulator.url)
+    try:
+        photos = [stage.add_photo(f"{n}.jpg", seed=n) for n in range(3)]
+        stage.created_job()
+        batched = [stage.photo(p) for p in photos]
+        stage.ledger.update_photo(batched[1].id, state="superseded")  # a newer version arrived meanwhile
+        claimed = uploader.claim_uploads(stage.ctx, batched)
+        assert [p.id for p in claimed] == [batched[0].id, batched[2].id]
+        assert [p.attempts for p in claimed] == [0, 0], "handed back as read: no earlier try, so no lookup first"
+        assert [(stage.photo(p).state, stage.photo(p).attempts) for p in claimed] == [("uploading", 1)] * 2
+        assert stage.photo(batched[1]).state == "superseded"
+        assert uploader.send_claimed(stage.ctx, claimed[0], stage.ledger.get_job(claimed[0].job_id)) == "uploaded"
+        assert plain_emulator.calls().get("GET photos/list_for_job", 0) == 0
+        assert plain_emulator.calls().get("PUT store") == 1
+    finally:
+        stage.close()

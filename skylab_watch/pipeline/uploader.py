@@ -44,9 +44,29 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
     job = ctx.ledger.get_job(current.job_id) if current is not None and current.job_id is not None else None
     if current is None or current.state not in UPLOADABLE_STATES or job is None or job.studio_id is None:
         return current.state if current is not None else "gone"
-    photo = current
-    if not ctx.ledger.claim_photo(photo.id, UPLOADABLE_STATES, PhotoState.UPLOADING, attempts=photo.attempts + 1):
-        return ctx.ledger.reread_photo(photo).state  # superseded meanwhile: leave it alone
+    if not claim_uploads(ctx, [current]):
+        return ctx.ledger.reread_photo(current).state  # superseded meanwhile: leave it alone
+    return send_claimed(ctx, current, job)
+
+
+def claim_uploads(ctx: Context, photos: list[Photo]) -> list[Photo]:
+    """Mark each photo `uploading` and count the try, if it is still uploadable; return those claimed.
+
+    One transaction for all: the loop claims every photo it hands to the
+    upload pool in a pass at once (a commit per photo, made by sixteen
+    workers, had them queue on the ledger lock). The photos are returned as
+    they were read, before the claim: `attempts` says whether an earlier try
+    may have left a record at Studio. A photo changed meanwhile by another
+    thread (superseded) is left alone.
+    """
+    with ctx.ledger.transaction():
+        return [photo for photo in photos
+                if ctx.ledger.claim_photo(photo.id, UPLOADABLE_STATES, PhotoState.UPLOADING,
+                                          attempts=photo.attempts + 1)]
+
+
+def send_claimed(ctx: Context, photo: Photo, job: Job) -> str:
+    """Send a photo claimed by `claim_uploads` to its created `job`; return its new state."""
     try:
         return _upload(ctx, photo, job)
     except Exception as exc:  # noqa: BLE001 - the outcome table decides, one place for every stage
