@@ -106,7 +106,13 @@ def run_daemon(photos: list[Path], latency: float, concurrency: int = 16,
             calls = emu.admin("calls")
             cpu = {"client": cpu_seconds(daemon.pid), "emulator": cpu_seconds(emu.proc.pid)}
         return {"seconds": seconds, "ready": ready, "upload": upload_stage(emu), "calls": calls, "cpu": cpu,
-                "scratch": scratch}
+                "lock": ledger_lock_line(scratch / "daemon.log"), "scratch": scratch}
+
+
+def ledger_lock_line(log: Path) -> str:
+    """The daemon's own account, logged as it stops, of how long its threads waited for the ledger's lock."""
+    lines = [line for line in log.read_text(errors="replace").splitlines() if "ledger lock:" in line]
+    return lines[-1].split("ledger lock:", 1)[1].strip() if lines else "not logged"
 
 
 def run_bare(photos: list[Path], latency: float, threads: int = 16) -> dict[str, Any]:
@@ -148,6 +154,7 @@ def run(quick: bool, count: int | None = None, latency: float = 0.05,
     if "daemon" in results:
         print(f"  daemon ready (READY=1) after {results['daemon']['ready']:.2f} s; API calls: "
               f"{_calls(results['daemon']['calls'])}", flush=True)
+        print(f"  daemon ledger lock (whole run): {results['daemon']['lock']}", flush=True)
     ratios = {}
     if "official" in results and "daemon" in results:
         ratios["daemon_vs_sequential"] = results["official"]["seconds"] / results["daemon"]["seconds"]

@@ -146,6 +146,8 @@ def _run(config: Config, args: argparse.Namespace, stop: threading.Event, consol
             if args.once:
                 code = finish_once(ledger, config, daemon.started_at, code, stopped=stop.is_set())
         finally:
+            taken, waits, waited = ledger.lock_use()
+            log.info("ledger lock: taken %d times, %d after a wait, %.2f s of waiting in all", taken, waits, waited)
             ledger.close()
         log.info("skylab-watch stopped")
         return code

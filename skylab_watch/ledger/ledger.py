@@ -36,6 +36,10 @@ class Ledger(ScheduleQueries):
         """Close the underlying database."""
         self.db.close()
 
+    def lock_use(self) -> tuple[int, int, float]:
+        """Return (times the ledger's lock was taken, times a user waited for it, seconds waited) so far."""
+        return self.db.lock_use()
+
     # ------------------------------------------------------------------ photos
 
     def get_photo(self, photo_id: int) -> Photo | None:

@@ -61,3 +61,28 @@ def test_readers_open_the_ledger_while_the_lock_is_held(tmp_path):
         ledger.set_notice("k", "v")
         assert "k" in ledger.notices()
         ledger.close()
+
+
+def test_the_ledger_lock_counts_each_wait_and_how_long_it_lasted():
+    import threading
+    import time
+
+    from skylab_watch.ledger.db import TimedLock
+
+    lock, entering = TimedLock(), threading.Event()
+
+    def wait_for_it() -> None:
+        entering.set()
+        with lock:
+            pass
+
+    with lock:
+        with lock:  # re-entrant: taken again by its holder without a wait
+            pass
+        waiter = threading.Thread(target=wait_for_it)
+        waiter.start()
+        assert entering.wait(5)
+        time.sleep(0.2)  # holding the lock (not waiting on a condition): the waiter must wait this long
+    waiter.join(5)
+    assert (lock.taken, lock.waits) == (3, 1)
+    assert lock.waited_seconds >= 0.05
