@@ -142,6 +142,7 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
         uploads = self._uploads.shutdown(max(0.0, deadline - time.monotonic()))
+        self._guard(self._reap_uploads)  # uploads that finished within the grace are recorded, not redone
         deliveries = self._deliveries.shutdown(max(0.0, deadline - time.monotonic()))
         if uploads or deliveries:
             log.warning("stopping with %d upload(s) and %d download(s) still running after the %g s grace: %s; "
@@ -318,11 +319,17 @@ class Daemon:
         return self.ctx.has_watch(watch) and watch not in self.ctx.held_watches
 
     def _reap_uploads(self) -> None:
+        """Record the uploads finished since the last pass (one transaction for all of them)."""
+        sent = []
         for photo_id, outcome in self._uploads.reap():
-            if isinstance(outcome, BaseException):  # upload_photo settles every error; this is a bug
+            if isinstance(outcome, uploader.Sent):
+                sent.append(outcome)
+            elif isinstance(outcome, BaseException):  # send_claimed settles every error; this is a bug
                 log.error("the upload of %s crashed; it will be tried again", self._describe(photo_id),
                           exc_info=outcome)
             self.wakeup.set()
+        if sent:
+            uploader.record_sent(self.ctx, sent)
 
     def _guard(self, action: Callable[[], object]) -> None:
         """Run one stage; what an error means is the outcome table's to say, and no error stops the loop."""

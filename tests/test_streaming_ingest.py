@@ -109,7 +109,11 @@ def test_photos_are_claimed_together_counting_a_try_and_a_superseded_one_is_left
         assert [p.attempts for p in claimed] == [0, 0], "handed back as read: no earlier try, so no lookup first"
         assert [(stage.photo(p).state, stage.photo(p).attempts) for p in claimed] == [("uploading", 1)] * 2
         assert stage.photo(batched[1]).state == "superseded"
-        assert uploader.send_claimed(stage.ctx, claimed[0], stage.ledger.get_job(claimed[0].job_id)) == "uploaded"
+        sent = uploader.send_claimed(stage.ctx, claimed[0], stage.ledger.get_job(claimed[0].job_id))
+        assert isinstance(sent, uploader.Sent) and stage.photo(claimed[0]).state == "uploading", \
+            "a worker hands the success back; the loop records it"
+        uploader.record_sent(stage.ctx, [sent])
+        assert (stage.photo(claimed[0]).state, stage.photo(claimed[0]).studio_id) == ("uploaded", sent.studio_id)
         assert plain_emulator.calls().get("GET photos/list_for_job", 0) == 0
         assert plain_emulator.calls().get("PUT store") == 1
     finally:

@@ -3,8 +3,9 @@
 The photo's state is the intent: `uploading` is set (and the try counted)
 before any call, so a later pass knows a record may already exist and lists
 the job's photos before creating one again (recovery only: a clean upload
-never lists). Proof of upload is our own successful PUT, recorded here: no
-answer field of Studio's is taken for it. The file is read once, streamed
+never lists). Proof of upload is our own successful PUT, recorded by the
+loop for every upload of a pass at once (`record_sent`): no answer field of
+Studio's is taken for it. The file is read once, streamed
 from the descriptor that was checked to be the validated file, and sent
 under the MD5 intake recorded: the store refuses any other bytes.
 Every failure goes through the outcome table (`failures.photo_step_failed`).
@@ -17,6 +18,7 @@ import hashlib
 import logging
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -46,7 +48,20 @@ def upload_photo(ctx: Context, photo: Photo) -> str:
         return current.state if current is not None else "gone"
     if not claim_uploads(ctx, [current]):
         return ctx.ledger.reread_photo(current).state  # superseded meanwhile: leave it alone
-    return send_claimed(ctx, current, job)
+    outcome = send_claimed(ctx, current, job)
+    if isinstance(outcome, Sent):
+        record_sent(ctx, [outcome])
+        return ctx.ledger.reread_photo(current).state
+    return outcome
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A photo's bytes are stored at Studio under record `studio_id`; the caller records it (`record_sent`)."""
+
+    photo: Photo
+    job: Job
+    studio_id: int
 
 
 def claim_uploads(ctx: Context, photos: list[Photo]) -> list[Photo]:
@@ -65,10 +80,18 @@ def claim_uploads(ctx: Context, photos: list[Photo]) -> list[Photo]:
                                           attempts=photo.attempts + 1)]
 
 
-def send_claimed(ctx: Context, photo: Photo, job: Job) -> str:
-    """Send a photo claimed by `claim_uploads` to its created `job`; return its new state."""
+def send_claimed(ctx: Context, photo: Photo, job: Job) -> Sent | str:
+    """Send a photo claimed by `claim_uploads` to its created `job`; return what was sent, or the photo's new
+    state after a failure (recorded here, through the outcome table).
+
+    A success is not recorded here but handed back: the loop records every
+    upload finished since its last pass in one transaction (`record_sent`),
+    so sixteen workers do not queue on the ledger's lock once per photo. Until
+    then the photo is `uploading`; after a crash in between, the next start
+    finds the record by name and sends the bytes again (the recovery path).
+    """
     try:
-        return _upload(ctx, photo, job)
+        return Sent(photo, job, _upload(ctx, photo, job))
     except Exception as exc:  # noqa: BLE001 - the outcome table decides, one place for every stage
         outcome = failures.photo_step_failed(ctx, photo, exc, "upload", job)
         if outcome is Outcome.SUPERSEDE:
@@ -79,10 +102,10 @@ def send_claimed(ctx: Context, photo: Photo, job: Job) -> str:
         return PhotoState.UPLOADING
 
 
-def _upload(ctx: Context, photo: Photo, job: Job) -> str:
-    """Send the photo: the validated file streamed from its descriptor (read once, under the MD5 intake
-    recorded, which the store checks), or the resized copy. Clean path: no listing, one ledger write (`_uploaded`)
-    after the claim; the Studio id is recorded only if the send fails, for the next try to reuse."""
+def _upload(ctx: Context, photo: Photo, job: Job) -> int:
+    """Send the photo and return its Studio record's id: the validated file streamed from its descriptor
+    (read once, under the MD5 intake recorded, which the store checks), or the resized copy. Clean path: no
+    listing and no ledger write; the Studio id is recorded only if the send fails, for the next try to reuse."""
     with _validated_body(ctx, photo) as body:
         studio_id = photo.studio_id
         if studio_id is None and photo.attempts > 0:
@@ -99,7 +122,7 @@ def _upload(ctx: Context, photo: Photo, job: Job) -> str:
             if isinstance(exc, BadDigestError) and isinstance(body, FileBody) and not body.still_matches():
                 raise FileChanged(f"{photo.rel_path}: the file changed since it was validated") from exc
             raise
-    return _uploaded(ctx, photo, job, studio_id)
+    return studio_id
 
 
 def _regular(ctx: Context, job: Job) -> bool:
@@ -230,14 +253,22 @@ def _find_record(ctx: Context, photo: Photo, job: Job) -> int | None:
     return None
 
 
-def _uploaded(ctx: Context, photo: Photo, job: Job, studio_id: int) -> str:
-    ctx.ledger.update_photo(photo.id, state=PhotoState.UPLOADED, studio_id=studio_id, reason=None, trouble_since=None)
+def record_sent(ctx: Context, sent: list[Sent]) -> None:
+    """Record finished uploads as `uploaded`, all in one transaction; a photo no longer `uploading` (a newer
+    version superseded it meanwhile) is left as it is."""
+    with ctx.ledger.transaction():
+        for item in sent:
+            photo = item.photo
+            if not ctx.ledger.claim_photo(photo.id, (PhotoState.UPLOADING,), PhotoState.UPLOADED,
+                                          studio_id=item.studio_id, reason=None, trouble_since=None):
+                log.info("%s: %s was sent to job %s but has changed state meanwhile; left as it is",
+                         photo.watch, photo.rel_path, item.job.name)
+                continue
+            failures.step_succeeded(ctx, photo)
+            log.info("%s: uploaded %s to job %s (photo %s)", photo.watch, photo.rel_path, item.job.name,
+                     item.studio_id, extra=fields(photo.watch, item.job.name, photo.rel_path))
     ctx.credits.succeeded()
     ctx.health.succeeded()
-    failures.step_succeeded(ctx, photo)
-    log.info("%s: uploaded %s to job %s (photo %s)", photo.watch, photo.rel_path, job.name, studio_id,
-             extra=fields(photo.watch, job.name, photo.rel_path))
-    return PhotoState.UPLOADED
 
 
 def _supersede(ctx: Context, photo: Photo, job: Job) -> str:
