@@ -76,6 +76,28 @@ def test_sigterm_with_a_45_second_upload_in_flight_exits_0_within_the_grace_and_
     assert (tmp_path / "out" / "slow.jpg").exists()
 
 
+def test_an_upload_that_finishes_within_the_grace_is_recorded_as_uploaded_not_redone(tmp_path, emu):
+    """Workers hand their successes to the loop; at a stop the ones finished within the grace are still
+    recorded, so the next start neither lists the job's photos nor sends the bytes again."""
+    cfg = _config(tmp_path, emu)
+    emu.set_faults({"latency": {"PUT store": 2}})
+    make_image(tmp_path / "in" / "steady.jpg", seed=5)
+    proc = start_process(cfg, "--grace", "15")
+    try:
+        wait_for(lambda: emu.calls().get("PUT store", 0) >= 1 or proc.poll() is not None, timeout=30,
+                 what="the PUT to start")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, _log(cfg)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    ledger = Ledger(cfg.parent / "state" / "ledger.sqlite3")
+    assert [p.rel_path for p in ledger.photos_in_state("uploaded")] == ["steady.jpg"], _log(cfg)
+    ledger.close()
+    assert emu.calls().get("PUT store") == 1
+    assert emu.calls().get("GET photos/list_for_job", 0) == 0
+
+
 def test_a_stop_blocked_on_the_loop_thread_is_ended_by_the_force_exit_timer(tmp_path, emu):
     """The loop itself waits on a slow call (job creation): the timer ends the process after grace + margin."""
     cfg = _config(tmp_path, emu)
