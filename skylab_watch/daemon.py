@@ -37,6 +37,10 @@ from skylab_watch.workers import WorkerPool
 log = logging.getLogger("skylab_watch")
 
 TICK_SECONDS = 0.2
+IDLE_TICK_SECONDS = 1.0
+"""Between passes the loop sleeps TICK_SECONDS, or this long once every file found is finished: a new
+file, a callback, a finished transfer or a signal still wake it at once, only timers (a rescan, a daily
+report) wait up to a second. Five idle passes a second were most of an idle daemon's own CPU."""
 STOP_GRACE_SECONDS = 20.0
 """On a stop, how long transfers in flight may finish before they are abandoned
 (README, unit, systemd/README say 20 s)."""
@@ -184,9 +188,16 @@ class Daemon:
                 if now >= next_report:
                     log.info("waiting for %s", self.unfinished().describe())
                     next_report = now + WAIT_REPORT_SECONDS
-            self.wakeup.wait(TICK_SECONDS)
+            self.wakeup.wait(self._between_passes())
             self.wakeup.clear()
         return self.exit_code()
+
+    def _between_passes(self) -> float:
+        """How long to sleep before the next pass unless woken: longer once everything found is finished,
+        but always well inside the stall limit the watchdog judges the loop by (its heartbeat is per pass)."""
+        if not self.finished():
+            return TICK_SECONDS
+        return max(TICK_SECONDS, min(IDLE_TICK_SECONDS, self.stall_seconds / 4))
 
     def exit_code(self) -> int:
         """Return the process's exit code once the loop has ended.

@@ -4,6 +4,7 @@ mid-upload, `run --once` exit codes, and `status --json`."""
 from __future__ import annotations
 
 import json
+import time
 import shutil
 
 import pytest
@@ -161,3 +162,20 @@ def test_delete_after_a_crash_mid_delete_finishes_and_never_deletes_changed_cont
     original.write_bytes(b"edited since it was sent")
     assert _delete_if_unchanged(original, photo) is False
     assert original.read_bytes() == b"edited since it was sent"
+
+
+def test_an_idle_daemon_passes_about_once_a_second_and_still_takes_a_new_file(tmp_path, emu):
+    """Once every file found is finished the loop sleeps up to a second between passes (five passes a second
+    were most of an idle daemon's CPU); events still wake it, and a new file is taken in as ever."""
+    cfg = write_config(tmp_path, emu.url, [{"name": "w", "input": tmp_path / "in", "output": tmp_path / "out",
+                                            "profile": "plain", "settle_seconds": 0.2}])
+    passes: list[float] = []
+    with DaemonThread(cfg) as d:
+        d.daemon.on_loop = lambda _daemon: passes.append(time.monotonic())
+        wait_for(lambda: len(passes) >= 2 and d.daemon.finished(), timeout=10, what="an idle daemon")
+        began = passes[-1]
+        wait_for(lambda: passes[-1] - began >= 3, timeout=10, what="3 s of idle passes")
+        idle = [t for t in passes if t >= began]
+        assert len(idle) <= 6, f"{len(idle)} passes in {idle[-1] - idle[0]:.1f} s while idle"
+        make_image(tmp_path / "in" / "new.jpg", seed=9)
+        wait_for(lambda: d.ledger.photos_in_state("done"), timeout=30, what="the new photo delivered")
