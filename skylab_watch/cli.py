@@ -31,8 +31,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Return the top-level parser with every sub-command registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Return the top-level parser with every sub-command registered.
+
+    With `only` (the command being run), only that command's module is
+    imported for its arguments: each command brings its own dependencies
+    (the emulator, the HTTP server, the live view), and importing all of
+    them cost every start of the daemon a fraction of a second.
+    """
     parser = argparse.ArgumentParser(
         prog="skylab-watch",
         description="Hot-folder daemon for Skylab Studio.",
@@ -42,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module_name, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         sp.set_defaults(_module=module_name)
+        if only is not None and name != only:
+            continue
         module = _load(module_name)
         if module is not None:
             module.add_arguments(sp)
@@ -65,8 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     made before it would stay (see `skylab_watch.process_memory`).
     """
     limit_malloc_arenas()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    given = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((arg for arg in given if not arg.startswith("-")), None)
+    parser = build_parser(only=chosen if chosen in COMMANDS else None)
+    args = parser.parse_args(given)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
