@@ -175,3 +175,22 @@ def test_the_token_cookie_and_csrf_value_never_reach_the_log(page: Page, caplog)
     assert "signed in" in caplog.text and "refused" in caplog.text and "paused" in caplog.text
     for secret in (TOKEN, TOKEN[:-1] + "X", session.cookies[COOKIE], csrf):
         assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8780", "192.168.1.20", "localhost.evil.com"])
+def test_on_loopback_a_request_naming_another_host_needs_the_token_so_dns_rebinding_reads_nothing(
+        page: Page, host: str) -> None:
+    # A page on attacker.example whose name was re-pointed at 127.0.0.1 reaches this port with its own Host.
+    for path in ("/", "/api/status", "/metrics"):
+        answer = requests.get(f"{page.base}{path}", headers={"Host": host}, timeout=5)
+        assert answer.status_code == 401 and "bad.jpg" not in answer.text, path
+    bearer = requests.get(f"{page.base}/api/status", headers={"Host": host, "Authorization": f"Bearer {TOKEN}"},
+                          timeout=5)
+    assert bearer.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost:{port}", "127.0.0.1:{port}", "[::1]:{port}", "LOCALHOST"])
+def test_on_loopback_a_request_naming_this_machine_reads_without_the_token(page: Page, host: str) -> None:
+    named = host.format(port=page.surface.address[1])
+    for path in ("/", "/api/status", "/metrics"):
+        assert requests.get(f"{page.base}{path}", headers={"Host": named}, timeout=5).status_code == 200, path
