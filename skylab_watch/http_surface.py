@@ -3,7 +3,10 @@
 Token rules, in one place (`refusal`):
 - POST actions always need `Authorization: Bearer TOKEN`;
 - read-only views (GET) need it too unless the surface listens on loopback,
-  where only local users can reach it anyway.
+  where only local users can reach it anyway, and the request's Host header
+  names this machine: a web page whose host name an attacker re-points at
+  127.0.0.1 (DNS rebinding) reaches the port from the visitor's browser, but
+  with its own name in Host, so it reads nothing without the token.
 Tokens are compared in constant time. Routes added from elsewhere (the
 Studio callback, which proves itself with its HMAC signature) are served
 as they are, without the token rule. The status page (`page_routes`) adds
@@ -19,6 +22,7 @@ import json
 import logging
 import time
 from typing import Callable, Iterable
+from urllib.parse import urlsplit
 
 from prometheus_client.registry import Collector
 
@@ -52,6 +56,23 @@ def needs_token(listen_host: str, method: str) -> bool:
     return method.upper() != "GET" or not is_loopback(listen_host)
 
 
+def names_this_machine(request: Request) -> bool:
+    """True if the request's Host header is a loopback name or address (or absent: no browser omits it)."""
+    given = request.header("Host")
+    if given is None:
+        return True
+    try:
+        name = urlsplit(f"//{given.strip()}").hostname
+    except ValueError:
+        return False
+    return name is not None and is_loopback(name)
+
+
+def reads_open(listen_host: str, request: Request) -> bool:
+    """True if `request` may read a view without the token: loopback listener, and Host names this machine."""
+    return not needs_token(listen_host, "GET") and names_this_machine(request)
+
+
 def token_matches(request: Request, token: str) -> bool:
     """True if the request carries `Authorization: Bearer <token>` (compared in constant time)."""
     scheme, _, given = (request.header("Authorization") or "").strip().partition(" ")
@@ -62,7 +83,8 @@ def token_matches(request: Request, token: str) -> bool:
 
 def refusal(listen_host: str, token: str, request: Request) -> Response | None:
     """Return the 401 answer if `request` lacks a token it needs; None if it may go on."""
-    if not needs_token(listen_host, request.method) or token_matches(request, token):
+    open_read = not needs_token(listen_host, request.method) and names_this_machine(request)
+    if open_read or token_matches(request, token):
         return None
     log.warning("http: refused %s %s from %s: no valid token", request.method, request.path, request.client)
     return Response.message(401, "this request needs the token: Authorization: Bearer TOKEN",
@@ -83,7 +105,8 @@ class HttpSurface:
         for name in self._watches:
             for action in ACTIONS:
                 routes.append(self._guarded(f"/api/watches/{name}/{action}", "POST", self._action(name, action)))
-        page = StatusPage(ledger, self._watches, Sessions(config.token), reads_open=not needs_token(config.host, "GET"),
+        page = StatusPage(ledger, self._watches, Sessions(config.token),
+                          reads_open=lambda request: reads_open(config.host, request),
                           bearer_ok=lambda request: token_matches(request, config.token), act=self._action)
         routes += page.routes(ACTIONS)
         self.server = WebServer(config.host, config.port, Router([*routes, *extra]), limits, name="http")

@@ -1,7 +1,8 @@
 """The routes of the status page: `GET /`, signing in and out, and the page's action forms.
 
 Who may do what (the HTTP surface's token rules, extended for browsers):
-- `GET /` follows the read rule of every view: open on loopback; elsewhere it
+- `GET /` follows the read rule of every view: open on loopback (to requests
+  whose Host names this machine, see `http_surface`); elsewhere it
   needs `Authorization: Bearer TOKEN` or a signed-in session cookie, and
   without either answers 401 with the sign-in form alone.
 - `POST /session` with the token signs a browser in (a cookie; see
@@ -45,12 +46,13 @@ SECURITY_HEADERS = (
 ActionFactory = Callable[[str, str], Handler]
 """Given (watch, action), return the handler doing it (HttpSurface._action)."""
 BearerCheck = Callable[[Request], bool]
+"""A test of one request: does it carry the token (or, for `reads_open`, may it read without)?"""
 
 
 class StatusPage:
-    """Serve the page of `watches` from `ledger`; `reads_open` is True when GET needs no token (loopback)."""
+    """Serve the page of `watches` from `ledger`; `reads_open(request)` is True when that GET needs no token."""
 
-    def __init__(self, ledger: Ledger, watches: list[str], sessions: Sessions, reads_open: bool,
+    def __init__(self, ledger: Ledger, watches: list[str], sessions: Sessions, reads_open: BearerCheck,
                  bearer_ok: BearerCheck, act: ActionFactory) -> None:
         self._ledger = ledger
         self._watches = list(watches)
@@ -72,7 +74,7 @@ class StatusPage:
     def page(self, request: Request) -> Response:
         """GET /: the status page, or the sign-in form alone (401) off loopback without a token or session."""
         signed_in = self._sessions.signed_in(request)
-        if not (self._reads_open or signed_in or self._bearer_ok(request)):
+        if not (self._reads_open(request) or signed_in or self._bearer_ok(request)):
             return _html(401, render_sign_in("Sign in with the HTTP token to see this daemon's status."))
         now = time.time()
         hourly = window_report.build_report(self._ledger, now - THROUGHPUT_WINDOW_SECONDS, now, self._watches)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from skylab_watch.config.schema import HttpConfig
 from skylab_watch.http_surface import HttpSurface
@@ -175,3 +177,44 @@ def test_the_token_cookie_and_csrf_value_never_reach_the_log(page: Page, caplog)
     assert "signed in" in caplog.text and "refused" in caplog.text and "paused" in caplog.text
     for secret in (TOKEN, TOKEN[:-1] + "X", session.cookies[COOKIE], csrf):
         assert secret not in caplog.text
+
+
+@pytest.mark.parametrize("host", ["attacker.example", "attacker.example:8780", "192.168.1.20", "localhost.evil.com"])
+def test_on_loopback_a_request_naming_another_host_needs_the_token_so_dns_rebinding_reads_nothing(
+        page: Page, host: str) -> None:
+    # A page on attacker.example whose name was re-pointed at 127.0.0.1 reaches this port with its own Host.
+    for path in ("/", "/api/status", "/metrics"):
+        answer = requests.get(f"{page.base}{path}", headers={"Host": host}, timeout=5)
+        assert answer.status_code == 401 and "bad.jpg" not in answer.text, path
+    bearer = requests.get(f"{page.base}/api/status", headers={"Host": host, "Authorization": f"Bearer {TOKEN}"},
+                          timeout=5)
+    assert bearer.status_code == 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost:{port}", "127.0.0.1:{port}", "[::1]:{port}", "LOCALHOST"])
+def test_on_loopback_a_request_naming_this_machine_reads_without_the_token(page: Page, host: str) -> None:
+    named = host.format(port=page.surface.address[1])
+    for path in ("/", "/api/status", "/metrics"):
+        assert requests.get(f"{page.base}{path}", headers={"Host": named}, timeout=5).status_code == 200, path
+
+
+def test_the_page_and_metrics_show_the_jobs_studio_has_in_front_and_the_last_hours_deliveries(page: Page) -> None:
+    job = page.ledger.reserve_job("w", "w-20240101-0900-0001", 1)
+    for state in ("closed", "creating", "created", "queueing"):
+        page.ledger.update_job(job.id, state=state)
+    page.ledger.update_job(job.id, state="queued", jobs_in_front=7, studio_status="queued")
+    delivered = page.ledger.add_photo("w", "ok.jpg", 1, 1, "h3", "done")
+    page.ledger.update_photo(delivered.id, delivered_at=time.time() - 60)
+    page.ledger.pause_watch("other", "lunch break", 0)
+    body = requests.get(f"{page.base}/", timeout=5).text
+    row = re.search(r'<table id="jobs">.*?<tr><td>w</td><td>w-20240101-0900-0001</td><td>queued</td>'
+                    r'<td>queued</td><td>0</td><td>(\d+)</td></tr>', body, re.S)
+    assert row is not None and row.group(1) == "7", "the job, its state and the jobs in front"
+    card = re.search(r'data-watch="w">.*?<p class="throughput muted">([^<]*)</p>', body, re.S)
+    assert card is not None and card.group(1).startswith("1 delivered in the last hour")
+    assert card.group(1).endswith("7 job(s) in front at Studio")
+    metrics = {(s.name, tuple(sorted(s.labels.items()))): s.value for family in text_string_to_metric_families(
+        requests.get(f"{page.base}/metrics", timeout=5).text) for s in family.samples}
+    assert metrics[("skylab_watch_jobs_in_front", (("job", "w-20240101-0900-0001"), ("watch", "w")))] == 7
+    assert metrics[("skylab_watch_jobs", (("state", "queued"),))] == 1
+    assert metrics[("skylab_watch_watch_paused_seconds", (("watch", "other"),))] > 1e9, "paused at time 0"
