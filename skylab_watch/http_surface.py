@@ -39,6 +39,9 @@ log = logging.getLogger("skylab_watch")
 
 PAUSE_REASON = "paused over HTTP"
 ACTIONS = ("pause", "resume", "retry")
+READ_HEADERS = (("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store"))
+"""On the JSON and metrics answers: never sniffed as something else, never kept by a cache or a proxy
+(they name files and reasons)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -134,11 +137,12 @@ class HttpSurface:
 
     def status(self, request: Request) -> Response:
         """GET /api/status: the JSON of `skylab-watch status --json`."""
-        return Response(200, json.dumps(build_report(self._ledger, self._watches), indent=2).encode())
+        return Response(200, json.dumps(build_report(self._ledger, self._watches), indent=2).encode(),
+                        headers=READ_HEADERS)
 
     def metrics(self, request: Request) -> Response:
         """GET /metrics: the Prometheus text format."""
-        return Response(200, render(self._registry), content_type=CONTENT_TYPE)
+        return Response(200, render(self._registry), content_type=CONTENT_TYPE, headers=READ_HEADERS)
 
     def _action(self, watch: str, action: str) -> Handler:
         def act(request: Request) -> Response:

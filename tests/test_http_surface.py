@@ -125,6 +125,8 @@ def test_api_status_is_status_json_and_metrics_match_the_ledger_of_a_daemon_that
         expected = json.loads(capsys.readouterr().out)
         counts, jobs = d.ledger.state_counts(), d.ledger.count_jobs_by_state()
     assert status.status_code == 200 and status.json() == expected
+    for answer in (status, metrics):  # they name files and reasons: never sniffed, never cached
+        assert (answer.headers["X-Content-Type-Options"], answer.headers["Cache-Control"]) == ("nosniff", "no-store")
     assert expected["watches"]["w"]["done"] == 3
     assert metrics.status_code == 200 and metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(metrics.text)}
