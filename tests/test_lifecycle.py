@@ -20,7 +20,6 @@ from skylab_watch.cli import main
 from skylab_watch.commands.run import FORCE_EXIT_MARGIN, parse_duration
 from skylab_watch.ledger import Ledger
 
-LONG_PUT = {"latency": {"PUT store": 45}}
 
 
 @pytest.fixture
@@ -40,15 +39,16 @@ def _log(cfg: Path) -> str:
     return (cfg.parent / "daemon.log").read_text(errors="replace")
 
 
-def _stop_with_upload_in_flight(tmp_path: Path, emu, *grace: str) -> tuple[Path, float, int]:
-    """Start the service, SIGTERM it while a 45-second PUT runs; return (config, seconds to exit, exit code)."""
+def _stop_during(tmp_path: Path, emu, call: str, seconds: float, *grace: str) -> tuple[Path, float, int]:
+    """Start the service on one photo, SIGTERM it once `call` (made to take `seconds`) has started; return
+    (config, seconds from the signal to the exit, exit code)."""
     cfg = _config(tmp_path, emu)
-    emu.set_faults(LONG_PUT)
+    emu.set_faults({"latency": {call: seconds}})
     make_image(tmp_path / "in" / "slow.jpg", seed=4)
     proc = start_process(cfg, *grace)
     try:
-        wait_for(lambda: emu.calls().get("PUT store", 0) >= 1 or proc.poll() is not None, timeout=30,
-                 what="the PUT to start")
+        wait_for(lambda: emu.calls().get(call, 0) >= 1 or proc.poll() is not None, timeout=30,
+                 what=f"{call} to start")
         assert proc.poll() is None, _log(cfg)
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -61,7 +61,7 @@ def _stop_with_upload_in_flight(tmp_path: Path, emu, *grace: str) -> tuple[Path,
 
 def test_sigterm_with_a_45_second_upload_in_flight_exits_0_within_the_grace_and_the_next_start_redoes_it(
         tmp_path, emu):
-    cfg, took, code = _stop_with_upload_in_flight(tmp_path, emu, "--grace", "2")
+    cfg, took, code = _stop_during(tmp_path, emu, "PUT store", 45, "--grace", "2")
     assert code == 0, _log(cfg)
     assert 2 <= took < 2 + 5, f"stopped in {took:.1f} s"
     print(f"stop with a 45 s PUT in flight, grace 2 s: {took:.1f} s")
@@ -79,20 +79,10 @@ def test_sigterm_with_a_45_second_upload_in_flight_exits_0_within_the_grace_and_
 def test_an_upload_that_finishes_within_the_grace_is_recorded_as_uploaded_not_redone(tmp_path, emu):
     """Workers hand their successes to the loop; at a stop the ones finished within the grace are still
     recorded, so the next start neither lists the job's photos nor sends the bytes again."""
-    cfg = _config(tmp_path, emu)
-    emu.set_faults({"latency": {"PUT store": 2}})
-    make_image(tmp_path / "in" / "steady.jpg", seed=5)
-    proc = start_process(cfg, "--grace", "15")
-    try:
-        wait_for(lambda: emu.calls().get("PUT store", 0) >= 1 or proc.poll() is not None, timeout=30,
-                 what="the PUT to start")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0, _log(cfg)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    cfg, _took, code = _stop_during(tmp_path, emu, "PUT store", 2, "--grace", "15")
+    assert code == 0, _log(cfg)
     ledger = Ledger(cfg.parent / "state" / "ledger.sqlite3")
-    assert [p.rel_path for p in ledger.photos_in_state("uploaded")] == ["steady.jpg"], _log(cfg)
+    assert [p.rel_path for p in ledger.photos_in_state("uploaded")] == ["slow.jpg"], _log(cfg)
     ledger.close()
     assert emu.calls().get("PUT store") == 1
     assert emu.calls().get("GET photos/list_for_job", 0) == 0
@@ -100,20 +90,7 @@ def test_an_upload_that_finishes_within_the_grace_is_recorded_as_uploaded_not_re
 
 def test_a_stop_blocked_on_the_loop_thread_is_ended_by_the_force_exit_timer(tmp_path, emu):
     """The loop itself waits on a slow call (job creation): the timer ends the process after grace + margin."""
-    cfg = _config(tmp_path, emu)
-    emu.set_faults({"latency": {"POST jobs": 45}})
-    make_image(tmp_path / "in" / "a.jpg", seed=1)
-    proc = start_process(cfg, "--grace", "1")
-    try:
-        wait_for(lambda: emu.calls().get("POST jobs", 0) >= 1 or proc.poll() is not None, timeout=30,
-                 what="the job create to start")
-        started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(30)
-        took = time.monotonic() - started
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    cfg, took, code = _stop_during(tmp_path, emu, "POST jobs", 45, "--grace", "1")
     assert code == 0, _log(cfg)
     assert took < 1 + FORCE_EXIT_MARGIN + 1, f"stopped in {took:.1f} s"
     assert "exiting now" in _log(cfg)
