@@ -11,15 +11,16 @@ costs microseconds to a few milliseconds against about 40 ms of a core for a
 where the check of every photo comes before its upload.
 
 Once the headers are walked up to the first scan, a stream whose last two
-bytes are the end-of-image marker is whole: a file cut short, or still
-zeros where bytes are to come, cannot end with that marker. Only the others
+bytes are the end-of-image marker is whole: a file written front to back
+(as cameras and copiers write) and cut short, or still zeros where bytes
+are to come, cannot end with that marker. Only the others
 (a camera's trailer after the marker, or a broken file) are scanned marker
 by marker, which holds Python's lock for a few milliseconds per photo and
 slowed every other thread of the daemon during a large ingest.
 
 What this does not prove, a decode does not prove either (damaged bits
-inside the entropy-coded data); tables that libjpeg cannot use are caught by
-the caller decoding the first rows (`validate`).
+inside the entropy-coded data). The frame header and the tables are parsed
+by libjpeg when `validate` reads the header for the dimensions.
 """
 
 from __future__ import annotations
