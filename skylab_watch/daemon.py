@@ -21,7 +21,7 @@ from skylab_watch.http_surface import HttpSurface
 from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
 from skylab_watch.ledger import Job, JobState, Ledger, Photo, PhotoState
-from skylab_watch.ledger.states import REPORT_CATEGORIES, REPORT_CATEGORY
+from skylab_watch.ledger.states import AT_STUDIO_STATES, REPORT_CATEGORIES, REPORT_CATEGORY
 from skylab_watch.notify import Notifications
 from skylab_watch.pipeline import batcher, completion, jobs, uploader
 from skylab_watch.pipeline.context import Context, CreditGate
@@ -31,14 +31,14 @@ from skylab_watch.pipeline.inspections import Inspections
 from skylab_watch.pipeline.outcomes import STOP_THE_PASS, classify
 from skylab_watch.pipeline.pauses import HandPauses
 from skylab_watch.studio import StudioClient, StudioError
-from skylab_watch.unfinished import Unfinished, count_unfinished
+from skylab_watch.unfinished import TO_SEND_STATES, Unfinished, count_unfinished
 from skylab_watch.workers import WorkerPool
 
 log = logging.getLogger("skylab_watch")
 
 TICK_SECONDS = 0.2
 IDLE_TICK_SECONDS = 1.0
-"""Between passes the loop sleeps TICK_SECONDS, or this long once every file found is finished: a new
+"""Between passes the loop sleeps TICK_SECONDS, or this long once nothing is in progress: a new
 file, a callback, a finished transfer or a signal still wake it at once, only timers (a rescan, a daily
 report) wait up to a second. Five idle passes a second were most of an idle daemon's own CPU."""
 STOP_GRACE_SECONDS = 20.0
@@ -193,11 +193,20 @@ class Daemon:
         return self.exit_code()
 
     def _between_passes(self) -> float:
-        """How long to sleep before the next pass unless woken: longer once everything found is finished,
-        but always well inside the stall limit the watchdog judges the loop by (its heartbeat is per pass)."""
-        if not self.finished():
+        """How long to sleep before the next pass unless woken: longer once nothing is in progress, but
+        always well inside the stall limit the watchdog judges the loop by (its heartbeat is per pass)."""
+        if not self._quiet():
             return TICK_SECONDS
         return max(TICK_SECONDS, min(IDLE_TICK_SECONDS, self.stall_seconds / 4))
+
+    def _quiet(self) -> bool:
+        """True when nothing is in progress: nothing settling, checked or transferred in memory, and no photo
+        in the ledger still to send or at Studio. Cheap on purpose (one indexed look at the ledger): it is
+        asked after every pass, also on a night with thousands of photos waiting at Studio."""
+        if any(d.pending() for d in self.discoveries.values()) or not self.events.empty() \
+                or self.inspections.busy() or self._uploads.busy() or self._deliveries.busy():
+            return False
+        return not self.ctx.ledger.has_photos_in_state(*TO_SEND_STATES, *AT_STUDIO_STATES)
 
     def exit_code(self) -> int:
         """Return the process's exit code once the loop has ended.

@@ -144,6 +144,11 @@ class Ledger(ScheduleQueries):
             params.append(job_id)
         return [from_row(Photo, r) for r in self.db.query(sql + " ORDER BY id", params)]
 
+    def has_photos_in_state(self, *states: str) -> bool:
+        """Return True if any photo is in one of `states` (one indexed look, no rows read back)."""
+        marks = ",".join("?" * len(states))
+        return self.db.query_one(f"SELECT 1 FROM photos WHERE state IN ({marks}) LIMIT 1", states) is not None
+
     def photos_of_job(self, job_id: int) -> list[Photo]:
         """Return every photo assigned to a job."""
         return [from_row(Photo, r) for r in self.db.query(

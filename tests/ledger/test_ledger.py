@@ -80,3 +80,14 @@ def test_duplicates_of_a_photo_that_will_never_be_delivered_are_sent_after_all(t
     twin = ledger.add_photo("w", "d.jpg", 1, 1, "x", "duplicate", duplicate_of=other.id)
     ledger.update_photo(other.id, state="failed", reason="job failed")
     assert ledger.get_photo(twin.id).state == "ready"
+
+
+def test_has_photos_in_state_answers_for_any_of_the_states_given(tmp_path):
+    ledger = Ledger(tmp_path / "l.sqlite3")
+    try:
+        assert not ledger.has_photos_in_state("ready", "queued")
+        ledger.add_photo("w", "a.jpg", 10, 1, "m1", "ready")
+        assert ledger.has_photos_in_state("queued", "ready")
+        assert not ledger.has_photos_in_state("queued", "done")
+    finally:
+        ledger.close()
