@@ -28,12 +28,12 @@ HOSTILE = '<script>alert(1)</script>\n<img src=x onerror=alert(2)>\u202egpj.exe'
 class Page:
     """A running surface over a ledger with one failed photo in `w` and one in `other`."""
 
-    def __init__(self, tmp: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, tmp: Path, host: str = "127.0.0.1", watches: tuple[str, ...] = ("w", "other")) -> None:
         self.ledger = Ledger(tmp / "ledger.sqlite3")
         self.failed = self.ledger.add_photo("w", "bad.jpg", 1, 1, "h", "failed", reason="Studio failed the job")
         self.ledger.add_photo("other", "x.jpg", 1, 1, "h2", "failed", reason="no")
         self.surface = HttpSurface(HttpConfig(listen=(host, 0), token_file=tmp / "t", token=TOKEN), self.ledger,
-                                   ["w", "other"])
+                                   list(watches))
         self.surface.start()
         self.base = f"http://127.0.0.1:{self.surface.address[1]}"
 
@@ -218,3 +218,43 @@ def test_the_page_and_metrics_show_the_jobs_studio_has_in_front_and_the_last_hou
     assert metrics[("skylab_watch_jobs_in_front", (("job", "w-20240101-0900-0001"), ("watch", "w")))] == 7
     assert metrics[("skylab_watch_jobs", (("state", "queued"),))] == 1
     assert metrics[("skylab_watch_watch_paused_seconds", (("watch", "other"),))] > 1e9, "paused at time 0"
+
+
+def _buttons(body: str, watch: str) -> list[str]:
+    card = re.search(rf'data-watch="{watch}">(.*?)</section>', body, re.S)
+    assert card is not None, watch
+    return re.findall(r'data-action="(\w+)"', card.group(1))
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Iterator[Page]:
+    """A page of w (failed photos), other (failed, paused by hand) and calm (nothing at all)."""
+    running = Page(tmp_path, watches=("w", "other", "calm"))
+    running.ledger.pause_watch("other", "lunch break", 0)
+    yield running
+    running.close()
+
+
+def test_each_watch_shows_only_the_buttons_that_would_act(three: Page) -> None:
+    body = three.signed_in().get(f"{three.base}/", timeout=5).text
+    assert _buttons(body, "w") == ["retry", "pause"], "failed photos, not paused"
+    assert _buttons(body, "other") == ["retry", "resume"], "paused by hand"
+    assert _buttons(body, "calm") == ["pause"], "nothing failed, not paused"
+
+
+def test_a_watch_held_by_the_credits_notice_says_so_instead_of_idle(three: Page) -> None:
+    three.ledger.set_notice("credits", "Studio account out of credits (402); uploads and queueing paused")
+    body = requests.get(f"{three.base}/", timeout=5).text
+    state = re.search(r'data-watch="calm">.*?<span class="state (\w+)">([^<]*)</span>', body, re.S)
+    assert state is not None and state.group(1) == "paused", "not idle"
+    assert state.group(2).startswith("held since") and "out of credits" in state.group(2)
+    assert "paused by hand since" in body, "a hand pause still says so first"
+
+
+def test_a_failure_reason_does_not_repeat_the_watch_and_path_its_line_shows(three: Page) -> None:
+    three.ledger.add_photo("w", "sub/p.jpg", 1, 1, "h5", "failed", reason="w: sub/p.jpg: Studio said <no>")
+    three.ledger.add_photo("w", "q.jpg", 1, 1, "h6", "failed", reason="other: q.jpg: not this line's prefix")
+    body = requests.get(f"{three.base}/", timeout=5).text
+    assert "w: sub/p.jpg: Studio said" not in body
+    assert '<span class="path">sub/p.jpg</span><br><span class="reason">Studio said &lt;no&gt;</span>' in body
+    assert "other: q.jpg: not this line&#x27;s prefix" in body, "only the line's own watch and path are stripped"
