@@ -7,9 +7,12 @@ Token rules, in one place (`refusal`):
   names this machine: a web page whose host name an attacker re-points at
   127.0.0.1 (DNS rebinding) reaches the port from the visitor's browser, but
   with its own name in Host, so it reads nothing without the token.
-Tokens are compared in constant time. Routes added from elsewhere (the
-Studio callback, which proves itself with its HMAC signature) are served
-as they are, without the token rule. The status page (`page_routes`) adds
+Tokens are compared in constant time. Where reads are not open, a request
+without the token (or a page session) gets the same 401 whatever its path,
+before any route is matched (`StatusPage.gate`): watch names cannot be
+probed. Routes added from elsewhere (the Studio callback, which proves
+itself with its HMAC signature) are served as they are, without the token
+rule. The status page (`page_routes`) adds
 the browser's way to the same actions: a session cookie signed in with the
 token, and a CSRF field in each form.
 """
@@ -32,7 +35,7 @@ from skylab_watch.ledger import Ledger, PhotoState
 from skylab_watch.metrics import CONTENT_TYPE, metrics_registry, render
 from skylab_watch.page_routes import StatusPage
 from skylab_watch.status import build_report
-from skylab_watch.web import Handler, Request, Response, Route, Router, WebLimits, WebServer
+from skylab_watch.web import Handler, Request, Response, Route, Router, WebLimits, WebServer, normal_path
 from skylab_watch.web_session import Sessions
 
 log = logging.getLogger("skylab_watch")
@@ -112,7 +115,12 @@ class HttpSurface:
                           reads_open=lambda request: reads_open(config.host, request),
                           bearer_ok=lambda request: token_matches(request, config.token), act=self._action)
         routes += page.routes(ACTIONS)
-        self.server = WebServer(config.host, config.port, Router([*routes, *extra]), limits, name="http")
+        extra = list(extra)
+        own_proof = {normal_path(route.path) for route in extra}  # the callback: its HMAC, not the token
+
+        def gate(request: Request) -> Response | None:
+            return None if request.path in own_proof else page.gate(request)
+        self.server = WebServer(config.host, config.port, Router([*routes, *extra], gate), limits, name="http")
 
     @property
     def address(self) -> tuple[str, int]:

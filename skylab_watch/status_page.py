@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import quote
 
+from skylab_watch.pipeline.context import CREDITS_NOTICE
 from skylab_watch.printable import printable
 from skylab_watch.status import CATEGORIES
 from skylab_watch.web_session import CSRF_FIELD, TOKEN_FIELD
@@ -31,6 +32,8 @@ REFRESH_SECONDS = 10
 SHOWN_PROBLEMS = 50
 """The newest failures and rejections shown; `skylab-watch status` lists them all."""
 IN_PROGRESS = ("waiting", "uploading", "queued", "processing")
+HOLDING_NOTICES = (CREDITS_NOTICE,)
+"""Daemon-wide notices that hold every watch's work while they stand (out of credits: nothing is sent)."""
 
 _CSS = """
 body{font:15px/1.4 system-ui,sans-serif;margin:0;background:#f4f4f1;color:#222}
@@ -116,14 +119,22 @@ def _notices(status: dict[str, Any]) -> str:
     return f'<section class="card notice" id="notices"><h2>Notices</h2><ul>{"".join(items)}</ul></section>'
 
 
+def paused_by_hand(name: str, status: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the `status["paused"]` entry of watch `name` (paused with `pause`), or None."""
+    return next((paused for paused in status["paused"] if paused["watch"] == name), None)
+
+
 def watch_state(name: str, counts: dict[str, int], status: dict[str, Any]) -> tuple[str, str]:
-    """Return (css class, words) for a watch: paused and why, working, or idle."""
-    for paused in status["paused"]:
-        if paused["watch"] == name:
-            return "paused", f"paused by hand since {paused['since']}: {paused['reason']}"
+    """Return (css class, words) for a watch: paused and why, held by a daemon-wide notice, working, or idle."""
+    paused = paused_by_hand(name, status)
+    if paused is not None:
+        return "paused", f"paused by hand since {paused['since']}: {paused['reason']}"
     for notice in status["notices"]:
         if notice["key"] == f"watch:{name}":
             return "paused", f"paused since {notice['since']}: {notice['message']}"
+    for notice in status["notices"]:
+        if notice["key"] in HOLDING_NOTICES:
+            return "paused", f"held since {notice['since']}: {notice['message']}"
     if any(counts.get(c, 0) for c in IN_PROGRESS):
         return "working", "working"
     return "idle", "idle"
@@ -140,15 +151,22 @@ def _watch(name: str, counts: dict[str, int], status: dict[str, Any], view: Page
             f'<span class="state {css}">{text(words)}</span></h3>'
             f'<dl class="counts">{cells}</dl>'
             f'<p class="throughput muted">{delivered} delivered in the last hour ({per_hour:g} an hour){queue}</p>'
-            f"{_actions(name, view.csrf)}</section>")
+            f"{_actions(name, view.csrf, _useful_actions(name, counts, status))}</section>")
 
 
-def _actions(name: str, csrf: str | None) -> str:
-    """The watch's three buttons, each its own POST form carrying the CSRF field; none when not signed in."""
+def _useful_actions(name: str, counts: dict[str, int], status: dict[str, Any]) -> list[tuple[str, str]]:
+    """Return the (action, label) pairs that would do something: retry only with failed photos, pause or resume."""
+    useful = [("retry", "Retry failed")] if counts.get("failed", 0) else []
+    useful.append(("resume", "Resume") if paused_by_hand(name, status) is not None else ("pause", "Pause"))
+    return useful
+
+
+def _actions(name: str, csrf: str | None, actions: list[tuple[str, str]]) -> str:
+    """The watch's buttons, each its own POST form carrying the CSRF field; none when not signed in."""
     if csrf is None:
         return ""
     forms = []
-    for action, label in (("retry", "Retry failed"), ("pause", "Pause"), ("resume", "Resume")):
+    for action, label in actions:
         forms.append(f'<form method="post" action="/watches/{text(quote(name, safe=""))}/{action}">'
                      f'<input type="hidden" name="{CSRF_FIELD}" value="{text(csrf)}">'
                      f'<button type="submit" data-action="{action}">{label}</button></form>')
@@ -176,12 +194,19 @@ def _problems(problems: list[dict[str, Any]]) -> str:
         return '<h2>Failures and rejections</h2><p class="muted">None.</p>'
     items = [f'<li class="card problem {text(p["state"])}"><b>{text(p["state"])}</b> '
              f'{text(p["watch"])}: <span class="path">{text(p["path"])}</span><br>'
-             f'<span class="reason">{text(p["reason"] or "no reason recorded")}</span> '
+             f'<span class="reason">{text(own_reason(p) or "no reason recorded")}</span> '
              f'<span class="muted">{text(p["since"])}</span></li>' for p in shown[:SHOWN_PROBLEMS]]
     more = len(shown) - SHOWN_PROBLEMS
     tail = f'<p class="muted">{more} older: see skylab-watch status.</p>' if more > 0 else ""
     return f'<h2>Failures and rejections</h2><ul id="problems">' \
            f'{"".join(items)}</ul>{tail}'
+
+
+def own_reason(problem: dict[str, Any]) -> str:
+    """Return a problem's reason without the leading "watch: path: " its line already shows."""
+    reason = problem["reason"] or ""
+    prefix = f'{problem["watch"]}: {problem["path"]}: '
+    return reason[len(prefix):] if reason.startswith(prefix) else reason
 
 
 def _sign_in_form(message: str) -> str:

@@ -19,7 +19,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from skylab_watch.config.schema import HttpConfig
 from skylab_watch.http_surface import HttpSurface
 from skylab_watch.ledger import Ledger
-from skylab_watch.web_session import COOKIE
+from skylab_watch.web import Request
+from skylab_watch.web_session import COOKIE, MAX_REFUSALS_A_MINUTE, SESSION_IDLE_SECONDS, Sessions, SignInThrottle
 
 TOKEN = "page-t0ken-0123456789abcdef"
 HOSTILE = '<script>alert(1)</script>\n<img src=x onerror=alert(2)>\u202egpj.exe'
@@ -28,12 +29,12 @@ HOSTILE = '<script>alert(1)</script>\n<img src=x onerror=alert(2)>\u202egpj.exe'
 class Page:
     """A running surface over a ledger with one failed photo in `w` and one in `other`."""
 
-    def __init__(self, tmp: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, tmp: Path, host: str = "127.0.0.1", watches: tuple[str, ...] = ("w", "other")) -> None:
         self.ledger = Ledger(tmp / "ledger.sqlite3")
         self.failed = self.ledger.add_photo("w", "bad.jpg", 1, 1, "h", "failed", reason="Studio failed the job")
         self.ledger.add_photo("other", "x.jpg", 1, 1, "h2", "failed", reason="no")
         self.surface = HttpSurface(HttpConfig(listen=(host, 0), token_file=tmp / "t", token=TOKEN), self.ledger,
-                                   ["w", "other"])
+                                   list(watches))
         self.surface.start()
         self.base = f"http://127.0.0.1:{self.surface.address[1]}"
 
@@ -96,7 +97,7 @@ def test_signing_in_sets_a_strict_httponly_cookie_that_is_not_the_token_and_a_wr
     assert right.status_code == 303 and right.headers["Location"] == "/"
     cookie = right.headers["Set-Cookie"]
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert "Path=/" in cookie and TOKEN not in cookie
+    assert "Path=/" in cookie and TOKEN not in cookie and f"Max-Age={SESSION_IDLE_SECONDS}" in cookie
     session = page.signed_in()
     assert 'name="csrf"' in session.get(f"{page.base}/", timeout=5).text, "signed in: the buttons are there"
     out = page.post("/session/end", session)
@@ -218,3 +219,139 @@ def test_the_page_and_metrics_show_the_jobs_studio_has_in_front_and_the_last_hou
     assert metrics[("skylab_watch_jobs_in_front", (("job", "w-20240101-0900-0001"), ("watch", "w")))] == 7
     assert metrics[("skylab_watch_jobs", (("state", "queued"),))] == 1
     assert metrics[("skylab_watch_watch_paused_seconds", (("watch", "other"),))] > 1e9, "paused at time 0"
+
+
+class Clock:
+    """Monotonic time that moves only when a test says so."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _with_cookie(value: str) -> Request:
+    return Request("GET", "/", {"cookie": f"{COOKIE}={value}"})
+
+
+def test_each_sign_in_is_its_own_session_and_signing_out_ends_it_even_for_a_copied_cookie(page: Page) -> None:
+    first, second = page.signed_in(), page.signed_in()
+    assert first.cookies[COOKIE] != second.cookies[COOKIE], "a fresh random id per sign-in"
+    first_csrf, second_csrf = page.csrf(first), page.csrf(second)
+    assert first_csrf != second_csrf, "the CSRF field is the session's own"
+    crossed = page.post("/watches/w/pause", second, data={"csrf": first_csrf})
+    assert crossed.status_code == 403 and page.ledger.paused_by_hand() == {}
+    copied = {"Cookie": f"{COOKIE}={first.cookies[COOKIE]}"}
+    assert page.post("/session/end", first).status_code == 303
+    replayed = page.post("/watches/w/pause", data={"csrf": first_csrf}, headers=copied)
+    assert replayed.status_code == 401 and page.ledger.paused_by_hand() == {}, "signed out here, not only there"
+    assert page.post("/watches/w/pause", second, data={"csrf": second_csrf}).status_code == 303, "others go on"
+    assert set(page.ledger.paused_by_hand()) == {"w"}
+
+
+def test_a_session_left_idle_too_long_is_over_and_beyond_the_limit_the_least_recently_used_goes() -> None:
+    clock = Clock()
+    sessions = Sessions(TOKEN, clock=clock, idle_seconds=100, max_sessions=2)
+    kept, idle = sessions.start(), sessions.start()
+    clock.now += 60
+    assert sessions.signed_in(_with_cookie(kept)), "used: its idle time starts again"
+    clock.now += 60
+    assert sessions.signed_in(_with_cookie(kept)) and not sessions.signed_in(_with_cookie(idle)), "idle 120 s > 100"
+    newer, newest = sessions.start(), sessions.start()
+    assert not sessions.signed_in(_with_cookie(kept)), "the least recently used of three went"
+    assert sessions.signed_in(_with_cookie(newer)) and sessions.signed_in(_with_cookie(newest))
+    assert not sessions.signed_in(_with_cookie("")) and not sessions.signed_in(_with_cookie("made-up"))
+
+
+def test_wrong_tokens_are_logged_once_then_counted_and_a_burst_closes_sign_ins_with_429(page: Page, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="skylab_watch")
+    wrong = [page.post("/session", data={"token": f"guess-{i}"}).status_code for i in range(MAX_REFUSALS_A_MINUTE)]
+    assert wrong == [401] * MAX_REFUSALS_A_MINUTE
+    closed = page.post("/session", data={"token": TOKEN})
+    assert closed.status_code == 429 and "Set-Cookie" not in closed.headers, "closed even to the right token"
+    assert 0 < int(closed.headers["Retry-After"]) <= 60
+    lines = [r.getMessage() for r in caplog.records if "sign-in" in r.getMessage()]
+    assert len(lines) == 1 and "refused a sign-in" in lines[0], "one line, not a flood"
+
+
+def test_refused_sign_ins_after_the_first_are_one_counted_line_a_minute_and_the_lock_lifts_with_the_minute() -> None:
+    clock = Clock()
+    throttle = SignInThrottle(clock=clock, limit=3)
+    lines = [throttle.refused("10.0.0.9", "wrong token") for _ in range(4)]
+    assert lines[0] == "http: refused a sign-in to the status page from 10.0.0.9: wrong token"
+    assert lines[1:] == [None, None, None] and throttle.closed_for() == 60
+    clock.now += 30
+    assert throttle.closed_for() == 30 and throttle.refused("10.0.0.9", "too many") is None
+    clock.now += 30
+    assert throttle.closed_for() == 0, "the minute is over"
+    assert throttle.refused("10.0.0.7", "wrong token") == (
+        "http: 5 more refused sign-ins to the status page in the last minute, the latest from 10.0.0.7: wrong token")
+    assert throttle.closed_for() == 0, "one refusal in the new minute"
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "loopback-foreign-host"])
+def test_without_the_token_every_path_gets_the_same_401_so_watch_names_cannot_be_probed(tmp_path: Path,
+                                                                                         host: str) -> None:
+    exposed = Page(tmp_path, host="127.0.0.1" if host == "loopback-foreign-host" else host)
+    headers = {"Host": "attacker.example"} if host == "loopback-foreign-host" else {}
+    probes = [("POST", "/watches/w/pause"), ("POST", "/watches/nobody/pause"), ("GET", "/watches/w/pause"),
+              ("POST", "/api/watches/w/retry"), ("POST", "/api/watches/nobody/retry"), ("GET", "/nothing"),
+              ("GET", "/api/status"), ("DELETE", "/"), ("POST", "/watches/nobody/pause/")]
+    try:
+        answers = [requests.request(method, f"{exposed.base}{path}", headers=headers, timeout=5)
+                   for method, path in probes]
+        bodies = {(a.status_code, a.text) for a in answers}
+        assert len(bodies) == 1 and next(iter(bodies))[0] == 401, "one and the same 401"
+        known = requests.post(f"{exposed.base}/watches/w/pause", headers={**headers, **_bearer()}, timeout=5,
+                              allow_redirects=False)
+        unknown = requests.post(f"{exposed.base}/watches/nobody/pause", headers={**headers, **_bearer()}, timeout=5,
+                              allow_redirects=False)
+        assert (known.status_code, unknown.status_code) == (303, 404), "with the token, routes answer"
+        assert exposed.post("/session", data={"token": TOKEN}, headers=headers).status_code == 303, "sign-in open"
+    finally:
+        exposed.close()
+
+
+def _bearer() -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _buttons(body: str, watch: str) -> list[str]:
+    card = re.search(rf'data-watch="{watch}">(.*?)</section>', body, re.S)
+    assert card is not None, watch
+    return re.findall(r'data-action="(\w+)"', card.group(1))
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Iterator[Page]:
+    """A page of w (failed photos), other (failed, paused by hand) and calm (nothing at all)."""
+    running = Page(tmp_path, watches=("w", "other", "calm"))
+    running.ledger.pause_watch("other", "lunch break", 0)
+    yield running
+    running.close()
+
+
+def test_each_watch_shows_only_the_buttons_that_would_act(three: Page) -> None:
+    body = three.signed_in().get(f"{three.base}/", timeout=5).text
+    assert _buttons(body, "w") == ["retry", "pause"], "failed photos, not paused"
+    assert _buttons(body, "other") == ["retry", "resume"], "paused by hand"
+    assert _buttons(body, "calm") == ["pause"], "nothing failed, not paused"
+
+
+def test_a_watch_held_by_the_credits_notice_says_so_instead_of_idle(three: Page) -> None:
+    three.ledger.set_notice("credits", "Studio account out of credits (402); uploads and queueing paused")
+    body = requests.get(f"{three.base}/", timeout=5).text
+    state = re.search(r'data-watch="calm">.*?<span class="state (\w+)">([^<]*)</span>', body, re.S)
+    assert state is not None and state.group(1) == "paused", "not idle"
+    assert state.group(2).startswith("held since") and "out of credits" in state.group(2)
+    assert "paused by hand since" in body, "a hand pause still says so first"
+
+
+def test_a_failure_reason_does_not_repeat_the_watch_and_path_its_line_shows(three: Page) -> None:
+    three.ledger.add_photo("w", "sub/p.jpg", 1, 1, "h5", "failed", reason="w: sub/p.jpg: Studio said <no>")
+    three.ledger.add_photo("w", "q.jpg", 1, 1, "h6", "failed", reason="other: q.jpg: not this line's prefix")
+    body = requests.get(f"{three.base}/", timeout=5).text
+    assert "w: sub/p.jpg: Studio said" not in body
+    assert '<span class="path">sub/p.jpg</span><br><span class="reason">Studio said &lt;no&gt;</span>' in body
+    assert "other: q.jpg: not this line&#x27;s prefix" in body, "only the line's own watch and path are stripped"

@@ -52,6 +52,8 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+Gate = Callable[[Request], "Response | None"]
+"""Asked before any route is matched (headers only, no body): an answer refuses the request, None lets it on."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,13 @@ def normal_path(path: str) -> str:
 
 
 class Router:
-    """A WSGI application dispatching to its routes: unknown path 404, known path other method 405."""
+    """A WSGI application dispatching to its routes: unknown path 404, known path other method 405.
 
-    def __init__(self, routes: Iterable[Route]) -> None:
+    A `gate` answers first, so a refusal it gives cannot tell a path that exists from one that does not.
+    """
+
+    def __init__(self, routes: Iterable[Route], gate: Gate | None = None) -> None:
+        self._gate = gate
         self._routes: dict[str, dict[str, Route]] = {}
         for route in routes:
             self._routes.setdefault(normal_path(route.path), {})[route.method.upper()] = route
@@ -86,7 +92,11 @@ class Router:
         return [response.body]
 
     def respond(self, environ: dict[str, Any]) -> Response:
-        """Given a WSGI environ, return the answer: the route's, or why there is none."""
+        """Given a WSGI environ, return the answer: the gate's refusal, the route's, or why there is none."""
+        if self._gate is not None:
+            refused = self._gate(_request(environ, takes_body=False))
+            if refused is not None:
+                return refused
         methods = self._routes.get(normal_path(environ.get("PATH_INFO") or "/"))
         if methods is None:
             return Response.message(404, "nothing is served at this path")
