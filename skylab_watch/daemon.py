@@ -37,6 +37,9 @@ from skylab_watch.workers import WorkerPool
 log = logging.getLogger("skylab_watch")
 
 TICK_SECONDS = 0.2
+MIN_TICK_SECONDS = 0.01
+"""The shortest sleep between passes: when a settling file is due sooner than TICK_SECONDS, the loop wakes
+for it then (down to this), so a photo is checked as soon as its settle time is up, not up to a tick later."""
 IDLE_TICK_SECONDS = 1.0
 """Between passes the loop sleeps TICK_SECONDS, or this long once nothing is in progress: a new
 file, a callback, a finished transfer or a signal still wake it at once, only timers (a rescan, a daily
@@ -196,7 +199,9 @@ class Daemon:
         """How long to sleep before the next pass unless woken: longer once nothing is in progress, but
         always well inside the stall limit the watchdog judges the loop by (its heartbeat is per pass)."""
         if not self._quiet():
-            return TICK_SECONDS
+            due = [d.seconds_to_next_settle() for d in self.discoveries.values()]
+            soonest = min((s for s in due if s is not None), default=TICK_SECONDS)
+            return max(MIN_TICK_SECONDS, min(TICK_SECONDS, soonest))  # a file settles: look at it then
         return max(TICK_SECONDS, min(IDLE_TICK_SECONDS, self.stall_seconds / 4))
 
     def _quiet(self) -> bool:

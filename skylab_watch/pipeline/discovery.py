@@ -257,3 +257,7 @@ class WatchDiscovery:
     def pending(self) -> int:
         """Return how many files are still settling."""
         return self.tracker.pending()
+
+    def seconds_to_next_settle(self) -> float | None:
+        """How long until a file settling here may be due (None if none is settling, or the watch is paused)."""
+        return None if self.paused_reason is not None else self.tracker.seconds_to_next_due()

@@ -84,6 +84,14 @@ class SettleTracker:
         now = self._clock() if now is None else now
         return [seen.stat for seen in self._seen.values() if now - seen.stable_since >= self.settle_seconds]
 
+    def seconds_to_next_due(self, now: float | None = None) -> float | None:
+        """Return how long until the next tracked file will have been unchanged for `settle_seconds`, or None
+        if none is still to come due: the loop sleeps no longer than that. A file already due but held back
+        (its header not readable yet) does not count, or the loop would spin on it."""
+        now = self._clock() if now is None else now
+        waits = [seen.stable_since + self.settle_seconds - now for seen in self._seen.values()]
+        return min((w for w in waits if w > 0), default=None)
+
     def forget(self, rel_path: str) -> None:
         """Stop tracking a file (deleted, or handled elsewhere); unknown paths are fine."""
         self._seen.pop(rel_path, None)

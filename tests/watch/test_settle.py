@@ -29,6 +29,20 @@ def test_due_only_after_size_and_mtime_unchanged_for_settle_seconds():
     assert tracker.due() == [FileStat("a.jpg", 20, 2)]
 
 
+def test_the_wait_to_the_next_due_file_counts_only_files_still_to_come_due():
+    clock = FakeClock()
+    tracker = SettleTracker(5.0, clock=clock)
+    assert tracker.seconds_to_next_due() is None
+    tracker.note(FileStat("a.jpg", 10, 1))
+    clock.now += 2
+    tracker.note(FileStat("b.jpg", 10, 1))
+    assert tracker.seconds_to_next_due() == 3.0  # a.jpg, the earlier one
+    clock.now += 3.5
+    assert tracker.seconds_to_next_due() == 1.5  # a.jpg is due (held back if unreadable): b.jpg is next
+    clock.now += 2
+    assert tracker.seconds_to_next_due() is None  # both due: nothing to wake up early for
+
+
 def test_forget_pending_and_contains():
     tracker = SettleTracker(1.0)
     tracker.note(FileStat("a.jpg", 1, 1))
