@@ -14,10 +14,8 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from skylab_watch.callbacks import CallbackReceiver
-from skylab_watch.http_surface import HttpSurface
 from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
 from skylab_watch.ledger import Job, JobState, Ledger, Photo, PhotoState
@@ -33,6 +31,10 @@ from skylab_watch.pipeline.pauses import HandPauses
 from skylab_watch.studio import StudioClient, StudioError
 from skylab_watch.unfinished import TO_SEND_STATES, Unfinished, count_unfinished
 from skylab_watch.workers import WorkerPool
+
+if TYPE_CHECKING:  # imported where they start: a daemon without http or callback never loads the web stack
+    from skylab_watch.callbacks import CallbackReceiver
+    from skylab_watch.http_surface import HttpSurface
 
 log = logging.getLogger("skylab_watch")
 
@@ -110,10 +112,12 @@ class Daemon:
         cb, http = self.ctx.config.callback, self.ctx.config.http
         shared = cb is not None and http is not None and cb.listen == http.listen
         if cb is not None:
+            from skylab_watch.callbacks import CallbackReceiver
             self.callbacks = CallbackReceiver(cb.host, cb.port, cb.secret, on_job=self._on_callback, path=cb.path,
                                               first_sight=self.ctx.ledger.first_sight_of_callback,
                                               own_server=not shared)
         if http is not None:
+            from skylab_watch.http_surface import HttpSurface
             extra = [self.callbacks.route] if shared and self.callbacks is not None else []
             self.http = HttpSurface(http, self.ctx.ledger, [w.name for w in self.ctx.config.watches],
                                     loop_age=lambda: time.monotonic() - self.heartbeat, extra=extra,
