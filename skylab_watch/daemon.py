@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Callable
 
 from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
-from skylab_watch.ledger import Job, JobState, Ledger, Photo, PhotoState
+from skylab_watch.ledger import JobState, Ledger, PhotoState
 from skylab_watch.ledger.states import AT_STUDIO_STATES, REPORT_CATEGORIES, REPORT_CATEGORY
 from skylab_watch.notify import Notifications
-from skylab_watch.pipeline import batcher, completion, jobs, uploader
+from skylab_watch.pipeline import batcher, completion, jobs
 from skylab_watch.pipeline.context import Context, CreditGate
 from skylab_watch.pipeline.discovery import WatchDiscovery
 from skylab_watch.pipeline.failures import apply_daemon_wide, job_step_failed
 from skylab_watch.pipeline.inspections import Inspections
 from skylab_watch.pipeline.outcomes import STOP_THE_PASS, classify
 from skylab_watch.pipeline.pauses import HandPauses
+from skylab_watch.pipeline.uploads import Uploads
 from skylab_watch.studio import StudioClient, StudioError
 from skylab_watch.unfinished import TO_SEND_STATES, Unfinished, count_unfinished
-from skylab_watch.workers import WorkerPool
 
 if TYPE_CHECKING:  # imported where they start: a daemon without http or callback never loads the web stack
     from skylab_watch.callbacks import CallbackReceiver
@@ -70,7 +70,7 @@ class Daemon:
         self.wakeup = threading.Event()
         self.heartbeat = time.monotonic()
         self.started_at = time.time()
-        self._uploads: WorkerPool[int] = WorkerPool(config.upload_concurrency, "upload")
+        self._uploads = Uploads(self.ctx, config.upload_concurrency)
         self._deliveries = completion.Deliveries(self.ctx)
         self.inspections = Inspections(self.ctx, on_done=self.wakeup.set)
         self.callbacks: CallbackReceiver | None = None
@@ -322,24 +322,7 @@ class Daemon:
                     return
 
     def _submit_uploads(self) -> None:
-        """Hand batched photos of created jobs to the upload pool while it has room, claimed (marked
-        `uploading`, the try counted) in one transaction first."""
-        if not self.ctx.credits.is_open():
-            return
-        created = {j.id: j for j in self.ctx.ledger.jobs_in_state(JobState.CREATED)}
-        room = self._uploads.capacity - len(self._uploads)
-        chosen: dict[int, Job] = {}
-        photos: list[Photo] = []
-        for photo in self.ctx.ledger.photos_in_state(PhotoState.BATCHED, PhotoState.UPLOADING):
-            if len(photos) >= room:
-                break
-            job = created.get(photo.job_id) if photo.job_id is not None else None
-            if job is not None and not self._uploads.in_flight(photo.id) and self._may_work_on(photo.watch) \
-                    and self.ctx.deferrals.due(("photo", photo.id)):
-                chosen[photo.id] = job
-                photos.append(photo)
-        for photo in uploader.claim_uploads(self.ctx, photos) if photos else ():
-            self._uploads.submit(photo.id, uploader.send_claimed, self.ctx, photo, chosen[photo.id])
+        self._uploads.submit(self._may_work_on)
 
     def _may_work_on(self, watch: str, files: bool = True) -> bool:
         """Return True for a watch still configured, not paused by hand, and (files) whose input may be read."""
@@ -348,17 +331,8 @@ class Daemon:
         return self.ctx.has_watch(watch) and watch not in self.ctx.held_watches
 
     def _reap_uploads(self) -> None:
-        """Record the uploads finished since the last pass (one transaction for all of them)."""
-        sent = []
-        for photo_id, outcome in self._uploads.reap():
-            if isinstance(outcome, uploader.Sent):
-                sent.append(outcome)
-            elif isinstance(outcome, BaseException):  # send_claimed settles every error; this is a bug
-                log.error("the upload of %s crashed; it will be tried again", self._describe(photo_id),
-                          exc_info=outcome)
+        if self._uploads.reap(self._describe):
             self.wakeup.set()
-        if sent:
-            uploader.record_sent(self.ctx, sent)
 
     def _guard(self, action: Callable[[], object]) -> None:
         """Run one stage; what an error means is the outcome table's to say, and no error stops the loop."""
