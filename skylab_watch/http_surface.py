@@ -36,7 +36,7 @@ from skylab_watch.metrics import CONTENT_TYPE, metrics_registry, render
 from skylab_watch.page_routes import StatusPage
 from skylab_watch.status import build_report
 from skylab_watch.web import Handler, Request, Response, Route, Router, WebLimits, WebServer, normal_path
-from skylab_watch.web_session import Sessions
+from skylab_watch.web_session import QuietLog, Sessions, token_refusals
 
 log = logging.getLogger("skylab_watch")
 
@@ -87,12 +87,16 @@ def token_matches(request: Request, token: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def refusal(listen_host: str, token: str, request: Request) -> Response | None:
-    """Return the 401 answer if `request` lacks a token it needs; None if it may go on."""
+def refusal(listen_host: str, token: str, request: Request, quiet: QuietLog | None = None) -> Response | None:
+    """Return the 401 answer if `request` lacks a token it needs; None if it may go on.
+
+    The refusal is logged through `quiet` when given (a count a minute, not a line a request)."""
     open_read = not needs_token(listen_host, request.method) and names_this_machine(request)
     if open_read or token_matches(request, token):
         return None
-    log.warning("http: refused %s %s from %s: no valid token", request.method, request.path, request.client)
+    line = (quiet or token_refusals()).refused(request.client, f"{request.method} {request.path}")
+    if line is not None:
+        log.warning("%s", line)
     return Response.message(401, "this request needs the token: Authorization: Bearer TOKEN",
                             headers=(("WWW-Authenticate", 'Bearer realm="skylab-watch"'),))
 
@@ -107,13 +111,15 @@ class HttpSurface:
         self._ledger = ledger
         self._watches = list(watches)
         self._registry = metrics_registry(ledger, loop_age, [telemetry] if telemetry is not None else [])
+        self._refusals = token_refusals()
         routes = [self._guarded("/api/status", "GET", self.status), self._guarded("/metrics", "GET", self.metrics)]
         for name in self._watches:
             for action in ACTIONS:
                 routes.append(self._guarded(f"/api/watches/{name}/{action}", "POST", self._action(name, action)))
         page = StatusPage(ledger, self._watches, Sessions(config.token),
                           reads_open=lambda request: reads_open(config.host, request),
-                          bearer_ok=lambda request: token_matches(request, config.token), act=self._action)
+                          bearer_ok=lambda request: token_matches(request, config.token), act=self._action,
+                          refusals=self._refusals)
         routes += page.routes(ACTIONS)
         extra = list(extra)
         own_proof = {normal_path(route.path) for route in extra}  # the callback: its HMAC, not the token
@@ -139,7 +145,7 @@ class HttpSurface:
 
     def _guarded(self, path: str, method: str, handler: Handler) -> Route:
         def guarded(request: Request) -> Response:
-            refused = refusal(self._config.host, self._config.token, request)
+            refused = refusal(self._config.host, self._config.token, request, self._refusals)
             return refused or handler(request)
         return Route(path, method, guarded, takes_body=False)
 

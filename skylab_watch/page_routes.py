@@ -35,7 +35,7 @@ from skylab_watch.ledger import Ledger
 from skylab_watch.status import build_report
 from skylab_watch.status_page import PageView, render_message, render_page, render_sign_in
 from skylab_watch.web import Handler, Request, Response, Route
-from skylab_watch.web_session import TOKEN_FIELD, Sessions, SignInThrottle, parse_form
+from skylab_watch.web_session import TOKEN_FIELD, QuietLog, Sessions, SignInThrottle, parse_form, token_refusals
 
 log = logging.getLogger("skylab_watch")
 
@@ -63,7 +63,8 @@ class StatusPage:
     """Serve the page of `watches` from `ledger`; `reads_open(request)` is True when that GET needs no token."""
 
     def __init__(self, ledger: Ledger, watches: list[str], sessions: Sessions, reads_open: BearerCheck,
-                 bearer_ok: BearerCheck, act: ActionFactory, throttle: SignInThrottle | None = None) -> None:
+                 bearer_ok: BearerCheck, act: ActionFactory, throttle: SignInThrottle | None = None,
+                 refusals: QuietLog | None = None) -> None:
         self._ledger = ledger
         self._watches = list(watches)
         self._sessions = sessions
@@ -71,6 +72,7 @@ class StatusPage:
         self._bearer_ok = bearer_ok
         self._act = act
         self._throttle = throttle or SignInThrottle()
+        self._refusals = refusals or token_refusals()
 
     def routes(self, actions: tuple[str, ...]) -> list[Route]:
         """Return the page's routes: the page, sign in and out, and one form route per watch and action."""
@@ -94,8 +96,7 @@ class StatusPage:
             return None
         if self._bearer_ok(request) or self._sessions.signed_in(request):
             return None
-        log.warning("http: refused %s %s from %s: no valid token or session", request.method, request.path,
-                    request.client)
+        self._note_refusal(request, f"{request.method} {request.path}")
         return _sign_in_needed()
 
     def page(self, request: Request) -> Response:
@@ -137,6 +138,12 @@ class StatusPage:
         if line is not None:
             log.warning("%s", line)
 
+    def _note_refusal(self, request: Request, what: str) -> None:
+        """Log a refused request, a count a minute at most (`QuietLog`): probing cannot flood the log."""
+        line = self._refusals.refused(request.client, what)
+        if line is not None:
+            log.warning("%s", line)
+
     def sign_out(self, request: Request) -> Response:
         """POST /session/end: end the session here (its cookie is worthless from now on) and in this browser."""
         self._sessions.end(request)
@@ -148,8 +155,8 @@ class StatusPage:
         def act(request: Request) -> Response:
             refused = self._refusal(request)
             if refused is not None:
-                log.warning("http: refused %s of %s from %s: %s", action, watch, request.client,
-                            "no session" if refused.status == 401 else "missing or wrong form field")
+                why = "no session" if refused.status == 401 else "missing or wrong form field"
+                self._note_refusal(request, f"{action} of {watch}: {why}")
                 return refused
             done = handler(request)
             if done.status != 200:

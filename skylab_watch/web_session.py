@@ -155,15 +155,48 @@ class Sessions:
         return ("Set-Cookie", f"{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0")
 
 
-class SignInThrottle:
-    """Count wrong tokens: say which log line (if any) each refusal earns, and when sign-ins are closed.
+class QuietLog:
+    """Say which log line, if any, each refusal earns, so that a client hammering the surface cannot flood the log.
 
-    Logging: the first refusal after a quiet minute is logged as itself; the
-    ones after it are counted, and the first refusal a minute or more after
-    the last line logs the count. Closing: MAX_REFUSALS_A_MINUTE refusals in
-    a minute (a window opened by the first of them) close sign-ins until that
-    minute is over. Both count every client together: the token is one secret,
-    guessed from anywhere.
+    The first refusal after a quiet minute is logged as itself; the ones
+    after it are counted, and the first refusal a minute or more after the
+    last line logs the count. `one` and `many` name what was refused ("a
+    sign-in to the status page", "sign-ins to the status page").
+    """
+
+    def __init__(self, one: str, many: str, clock: Clock = time.monotonic) -> None:
+        self._one, self._many, self._clock = one, many, clock
+        self._logged_at: float | None = None
+        self._unlogged = 0
+        self._lock = threading.Lock()
+
+    def refused(self, client: str, why: str) -> str | None:
+        """Record one refusal of `client`; return the log line it earns, or None to stay quiet."""
+        now = self._clock()
+        with self._lock:
+            if self._logged_at is not None and now - self._logged_at < _MINUTE:
+                self._unlogged += 1
+                return None
+            counted, since, self._unlogged, self._logged_at = self._unlogged, self._logged_at, 0, now
+        if counted and since is not None:
+            minutes = int((now - since) // _MINUTE)
+            span = "minute" if minutes <= 1 else f"{minutes} minutes"
+            return f"http: {counted + 1} more refused {self._many} in the last {span}, the latest from {client}: {why}"
+        return f"http: refused {self._one} from {client}: {why}"
+
+
+def token_refusals(clock: Clock = time.monotonic) -> QuietLog:
+    """The QuietLog of requests refused for want of the token (or a session)."""
+    return QuietLog("a request without the token", "requests without the token", clock)
+
+
+class SignInThrottle:
+    """Count wrong tokens: say which log line (if any) each refusal earns (`QuietLog`), and when sign-ins are
+    closed.
+
+    Closing: MAX_REFUSALS_A_MINUTE refusals in a minute (a window opened by
+    the first of them) close sign-ins until that minute is over. Both count
+    every client together: the token is one secret, guessed from anywhere.
     """
 
     def __init__(self, clock: Clock = time.monotonic, limit: int = MAX_REFUSALS_A_MINUTE) -> None:
@@ -171,8 +204,7 @@ class SignInThrottle:
         self._limit = limit
         self._window_start = -_MINUTE
         self._in_window = 0
-        self._logged_at: float | None = None
-        self._unlogged = 0
+        self._log = QuietLog("a sign-in to the status page", "sign-ins to the status page", clock)
         self._lock = threading.Lock()
 
     def closed_for(self) -> float:
@@ -189,16 +221,7 @@ class SignInThrottle:
             if now - self._window_start >= _MINUTE:
                 self._window_start, self._in_window = now, 0
             self._in_window += 1
-            if self._logged_at is not None and now - self._logged_at < _MINUTE:
-                self._unlogged += 1
-                return None
-            counted, since, self._unlogged, self._logged_at = self._unlogged, self._logged_at, 0, now
-        if counted and since is not None:
-            minutes = int((now - since) // _MINUTE)
-            span = "minute" if minutes <= 1 else f"{minutes} minutes"
-            return (f"http: {counted + 1} more refused sign-ins to the status page in the last {span}, "
-                    f"the latest from {client}: {why}")
-        return f"http: refused a sign-in to the status page from {client}: {why}"
+        return self._log.refused(client, why)
 
 
 def _cookie(request: Request, name: str) -> str:

@@ -313,6 +313,19 @@ def test_without_the_token_every_path_gets_the_same_401_so_watch_names_cannot_be
         exposed.close()
 
 
+def test_probing_without_the_token_is_one_log_line_a_minute_not_one_a_request(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="skylab_watch")
+    exposed = Page(tmp_path, host="0.0.0.0")
+    try:
+        paths = ["/api/status", "/metrics", "/watches/w/pause", "/api/watches/w/retry", "/nothing"] * 6
+        codes = {requests.post(f"{exposed.base}{path}", timeout=5).status_code for path in paths}
+    finally:
+        exposed.close()
+    assert codes == {401}
+    lines = [r.getMessage() for r in caplog.records if "without the token" in r.getMessage()]
+    assert lines == ["http: refused a request without the token from 127.0.0.1: POST /api/status"], lines
+
+
 def _bearer() -> dict[str, str]:
     return {"Authorization": f"Bearer {TOKEN}"}
 
