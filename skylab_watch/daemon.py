@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
@@ -212,10 +212,13 @@ class Daemon:
         """True when nothing is in progress: nothing settling, checked or transferred in memory, and no photo
         in the ledger still to send or at Studio. Cheap on purpose (one indexed look at the ledger): it is
         asked after every pass, also on a night with thousands of photos waiting at Studio."""
-        if any(d.pending() for d in self.discoveries.values()) or not self.events.empty() \
-                or self.inspections.busy() or self._uploads.busy() or self._deliveries.busy():
-            return False
-        return not self.ctx.ledger.has_photos_in_state(*TO_SEND_STATES, *AT_STUDIO_STATES)
+        return self._idle_in_memory(self.discoveries.values()) \
+            and not self.ctx.ledger.has_photos_in_state(*TO_SEND_STATES, *AT_STUDIO_STATES)
+
+    def _idle_in_memory(self, watches: Iterable[WatchDiscovery]) -> bool:
+        """True when no file of `watches` is settling and nothing is queued, checked or transferred."""
+        return not (any(d.pending() for d in watches) or not self.events.empty() or self.inspections.busy()
+                    or self._uploads.busy() or self._deliveries.busy())
 
     def exit_code(self) -> int:
         """Return the process's exit code once the loop has ended.
@@ -440,12 +443,7 @@ class Daemon:
         """
         if any(not d.scanned and d.paused_reason is None for d in self.discoveries.values()):
             return False
-        if any(d.pending() for d in self._active()) or not self.events.empty() \
-                or self.inspections.busy():
-            return False
-        if self._uploads.busy() or self._deliveries.busy():
-            return False
-        return not self.unfinished()
+        return self._idle_in_memory(self._active()) and not self.unfinished()
 
     def unfinished(self) -> Unfinished:
         """Return what is still to do for the configured watches (ledger, files settling, transfers)."""
