@@ -223,26 +223,23 @@ def _guard_new_socket(conn: Any, sock: socket.socket) -> socket.socket:
     return sock
 
 
-class GuardedHTTPConnection(urllib3.connection.HTTPConnection):
+class _Guarded:
+    """Mixed into urllib3's connection classes: the current Guard may cut the socket, and checks its peer."""
+
+    def _new_conn(self) -> socket.socket:
+        return _guard_new_socket(self, super()._new_conn())  # type: ignore[misc]  # urllib3's, next in the MRO
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _guard_connection(self)
+        super().request(*args, **kwargs)  # type: ignore[misc]  # urllib3's, next in the MRO
+
+
+class GuardedHTTPConnection(_Guarded, urllib3.connection.HTTPConnection):
     """An HTTP connection whose socket the current Guard may cut, and whose peer it checks."""
 
-    def _new_conn(self) -> socket.socket:
-        return _guard_new_socket(self, super()._new_conn())
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _guard_connection(self)
-        super().request(*args, **kwargs)
-
-
-class GuardedHTTPSConnection(urllib3.connection.HTTPSConnection):
+class GuardedHTTPSConnection(_Guarded, urllib3.connection.HTTPSConnection):
     """An HTTPS connection whose socket the current Guard may cut, and whose peer it checks."""
-
-    def _new_conn(self) -> socket.socket:
-        return _guard_new_socket(self, super()._new_conn())
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _guard_connection(self)
-        super().request(*args, **kwargs)
 
 
 class _GuardedHTTPPool(HTTPConnectionPool):
