@@ -264,8 +264,24 @@ MIN_CALLBACK_SECRET_BYTES = 16
 """A shorter callback secret could be guessed: anyone who knows it can wake the daemon at will."""
 
 
+class _Listening:
+    """The host and port of a section's `listen` (host, port) pair: what its server binds."""
+
+    listen: tuple[str, int]
+
+    @property
+    def host(self) -> str:
+        """The address the server binds."""
+        return self.listen[0]
+
+    @property
+    def port(self) -> int:
+        """The port the server binds."""
+        return self.listen[1]
+
+
 @dataclass(frozen=True, kw_only=True)
-class CallbackConfig:
+class CallbackConfig(_Listening):
     """Let Studio call this daemon when a job is done, instead of waiting for a poll.
 
     After loading, `secret` holds the secret from either source.
@@ -282,16 +298,6 @@ class CallbackConfig:
                                    example="/etc/skylab-watch/callback_secret", show=True)
 
     @property
-    def host(self) -> str:
-        """The address the callback server binds."""
-        return self.listen[0]
-
-    @property
-    def port(self) -> int:
-        """The port the callback server binds."""
-        return self.listen[1]
-
-    @property
     def path(self) -> str:
         """The one path the callback server answers: that of `public_url` ("/" if it has none)."""
         return urlsplit(self.public_url).path or "/"
@@ -302,7 +308,7 @@ MIN_HTTP_TOKEN_BYTES = 16
 
 
 @dataclass(frozen=True, kw_only=True)
-class HttpConfig:
+class HttpConfig(_Listening):
     """The daemon's HTTP surface: the status page `/`, /metrics (Prometheus), /api/status, and actions
     (pause, resume, retry).
 
@@ -318,15 +324,6 @@ class HttpConfig:
                            example="/etc/skylab-watch/http_token", show=True)
     token: str = field(default="", repr=False)
 
-    @property
-    def host(self) -> str:
-        """The address the HTTP surface binds."""
-        return self.listen[0]
-
-    @property
-    def port(self) -> int:
-        """The port the HTTP surface binds."""
-        return self.listen[1]
 
 
 ALERT_EVENTS: tuple[str, ...] = ("failed", "credits", "paused", "stalled", "unclean_stop", "disk_full", "report")
