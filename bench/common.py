@@ -157,12 +157,7 @@ class EmulatorProcess:
         return requests.get(f"{self.url}/_emulator/{what}", timeout=60).json()
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, 10)
         self.log.close()
 
     def __enter__(self) -> EmulatorProcess:
@@ -274,12 +269,7 @@ class DaemonProcess:
         return rows[0][0] if rows else 0
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        end_process(self.proc, 30)
         self.log.close()
         self.notify.close()
         self.notify_path.unlink(missing_ok=True)
@@ -289,6 +279,16 @@ class DaemonProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def end_process(proc: subprocess.Popen, grace: float) -> None:
+    """SIGTERM `proc`, and SIGKILL it if it has not exited within `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> float:
