@@ -279,6 +279,10 @@ class Daemon:
         for disc in list(self.discoveries.values()):
             self._guard(functools.partial(self._discover_watch, disc))
         self._guard(self.inspections.step)
+        for disc in list(self.discoveries.values()):  # after step(): the checks it reaped make room
+            if disc.name not in self.ctx.held_watches:
+                self._guard(functools.partial(self.inspections.look_ahead, disc.config, disc.steady(),
+                                              settling=disc.tracker))
 
     def _discover_watch(self, disc: WatchDiscovery) -> None:
         disc.check_root()
@@ -286,7 +290,7 @@ class Daemon:
         disc.rescan_if_due()
         if disc.name in self.ctx.held_watches:
             return  # files keep settling in memory; they are taken in once the watch is resumed
-        for stat in disc.settled():
+        for stat in disc.settled(proven=functools.partial(self.inspections.proven, disc.name)):
             self.inspections.submit(disc.config, stat)  # checked on the inspection pool, never on this thread
 
     def _close_due_jobs(self, disc: WatchDiscovery) -> None:

@@ -43,6 +43,8 @@ class WorkerPool(Generic[K]):
     capacity: how many may be submitted and not yet reaped (running, waiting
     or finished); `has_room()` says whether one more fits. Defaults to twice
     `size`, so a worker that finishes finds the next piece waiting.
+    Work submitted as `background` runs only when no other work waits: it
+    uses time the pool would otherwise spend idle.
     """
 
     def __init__(self, size: int, name: str, capacity: int | None = None) -> None:
@@ -53,6 +55,8 @@ class WorkerPool(Generic[K]):
         self.capacity = capacity or 2 * size
         self._cond = threading.Condition()
         self._waiting: deque[tuple[K, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._background: deque[tuple[K, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._queued: set[K] = set()  # the keys in either deque, so `in_flight` is one look-up
         self._running: set[K] = set()
         self._finished: dict[K, Any] = {}
         self._threads: list[threading.Thread] = []
@@ -60,8 +64,8 @@ class WorkerPool(Generic[K]):
 
     # ------------------------------------------------------------------ the loop's side
 
-    def submit(self, key: K, fn: Callable[..., Any], *args: Any) -> None:
-        """Queue `fn(*args)` under `key`.
+    def submit(self, key: K, fn: Callable[..., Any], *args: Any, background: bool = False) -> None:
+        """Queue `fn(*args)` under `key` (behind all other waiting work if `background`).
 
         Raise KeyInFlight if work for `key` is waiting, running or not yet
         reaped (one step per item at a time), PoolClosed after shutdown.
@@ -71,7 +75,8 @@ class WorkerPool(Generic[K]):
                 raise PoolClosed(f"the {self.name} pool is shut down")
             if self._known(key):
                 raise KeyInFlight(f"{self.name}: work for {key!r} is already in flight")
-            self._waiting.append((key, fn, args))
+            (self._background if background else self._waiting).append((key, fn, args))
+            self._queued.add(key)
             self._start_thread_if_needed()
             self._cond.notify()
 
@@ -83,12 +88,17 @@ class WorkerPool(Generic[K]):
     def busy(self) -> bool:
         """Return True while any work is waiting, running, or finished but not reaped."""
         with self._cond:
-            return bool(self._waiting or self._running or self._finished)
+            return bool(self._waiting or self._background or self._running or self._finished)
 
     def __len__(self) -> int:
         """How many pieces of work are submitted and not yet reaped."""
         with self._cond:
-            return len(self._waiting) + len(self._running) + len(self._finished)
+            return len(self._waiting) + len(self._background) + len(self._running) + len(self._finished)
+
+    def queued(self) -> int:
+        """How many pieces of work wait for a thread (submitted, not started)."""
+        with self._cond:
+            return len(self._waiting) + len(self._background)
 
     def has_room(self) -> bool:
         """Return True if one more submission stays within the capacity."""
@@ -109,8 +119,10 @@ class WorkerPool(Generic[K]):
         """Stop taking work and drop what has not started; return the keys dropped. Safe to call twice."""
         with self._cond:
             self._closed = True
-            dropped = [key for key, _fn, _args in self._waiting]
+            dropped = [key for key, _fn, _args in (*self._waiting, *self._background)]
             self._waiting.clear()
+            self._background.clear()
+            self._queued.clear()
             self._cond.notify_all()
             return dropped
 
@@ -136,12 +148,12 @@ class WorkerPool(Generic[K]):
     # ------------------------------------------------------------------ the workers' side
 
     def _known(self, key: K) -> bool:
-        return key in self._running or key in self._finished or any(k == key for k, _f, _a in self._waiting)
+        return key in self._queued or key in self._running or key in self._finished
 
     def _start_thread_if_needed(self) -> None:
         """Start one more thread while there is waiting work and fewer threads than `size` (lock held)."""
         idle = sum(t.is_alive() for t in self._threads) - len(self._running)
-        if idle >= len(self._waiting) or len(self._threads) >= self.size:
+        if idle >= len(self._waiting) + len(self._background) or len(self._threads) >= self.size:
             return
         thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads) + 1}", daemon=True)
         self._threads.append(thread)
@@ -151,11 +163,12 @@ class WorkerPool(Generic[K]):
         """Take work until the pool is shut down; record every outcome, whatever it is."""
         while True:
             with self._cond:
-                while not self._waiting and not self._closed:
+                while not (self._waiting or self._background) and not self._closed:
                     self._cond.wait()
-                if not self._waiting:
+                if not (self._waiting or self._background):
                     return
-                key, fn, args = self._waiting.popleft()
+                key, fn, args = (self._waiting or self._background).popleft()
+                self._queued.discard(key)
                 self._running.add(key)
             outcome: Any
             try:

@@ -85,6 +85,37 @@ def test_has_room_counts_everything_submitted_and_not_reaped():
     pool.shutdown(1)
 
 
+def test_background_work_runs_only_when_no_other_work_waits():
+    gate = threading.Event()
+    order: list[str] = []
+    pool: WorkerPool[str] = WorkerPool(1, "t", capacity=10)
+    pool.submit("blocker", gate.wait, 10)
+    wait_for(lambda: pool.queued() == 0, timeout=5, what="the blocker running")
+    pool.submit("later-1", order.append, "later-1", background=True)
+    pool.submit("later-2", order.append, "later-2", background=True)
+    pool.submit("urgent", order.append, "urgent")  # submitted last, runs first
+    assert pool.in_flight("later-2") and pool.queued() == 3
+    with pytest.raises(KeyInFlight):
+        pool.submit("later-1", order.append, "again")
+    gate.set()
+    _reaped(pool, 4)
+    assert order == ["urgent", "later-1", "later-2"]
+    assert pool.queued() == 0 and not pool.in_flight("later-1")
+    pool.shutdown(1)
+
+
+def test_close_drops_background_work_too():
+    gate = threading.Event()
+    pool: WorkerPool[str] = WorkerPool(1, "t", capacity=10)
+    pool.submit("running", gate.wait, 10)
+    pool.submit("waiting", time.sleep, 0)
+    pool.submit("idle-time", time.sleep, 0, background=True)
+    wait_for(lambda: pool.queued() == 2, timeout=5, what="the first piece running")
+    assert sorted(pool.close()) == ["idle-time", "waiting"]
+    gate.set()
+    pool.shutdown(5)
+
+
 def test_shutdown_waits_for_quick_work_and_returns_nothing_abandoned():
     started_work = threading.Event()
     pool: WorkerPool[str] = WorkerPool(2, "t")

@@ -245,14 +245,21 @@ class WatchDiscovery:
                                    f"{self.name}: {shown} has a name that is not valid UTF-8; rename it to send it")
         return True
 
-    def settled(self) -> list[FileStat]:
-        """Return the files that have settled since the last call (and stop tracking them)."""
+    def settled(self, proven: Callable[[FileStat], bool] | None = None) -> list[FileStat]:
+        """Return the files that have settled since the last call (and stop tracking them).
+
+        `proven`: whether a file, as it is now, already passed a check made while it settled.
+        """
         if self.paused_reason is not None:
             return []
-        done = self.tracker.poll(self.config.input)
+        done = self.tracker.poll(self.config.input, proven=proven)
         for stat in done:
             self.tracker.forget(stat.rel_path)
         return done
+
+    def steady(self) -> list[FileStat]:
+        """Return the files still settling that look finished: worth checking already (`SettleTracker.steady`)."""
+        return [] if self.paused_reason is not None else self.tracker.steady()
 
     def pending(self) -> int:
         """Return how many files are still settling."""

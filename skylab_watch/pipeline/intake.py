@@ -65,6 +65,13 @@ def check_settled_file(watch: WatchConfig, stat: FileStat, staging_dir: Path, ti
     return Checked(stat, found)
 
 
+def check_ahead(watch: WatchConfig, stat: FileStat, time_bound: float) -> Checked:
+    """Check a file that is still settling, on a worker thread: the same inspection, but an oversized photo
+    is not decoded or resized (nothing is written for a result that may not count)."""
+    found = inspect_photo(watch.input / stat.rel_path, time_bound=time_bound, decode_oversized=False)
+    return Checked(stat, found)
+
+
 def record_checked(ctx: Context, watch: WatchConfig, checked: Checked) -> Photo | None:
     """Given what the check of a file found, record it; return the new photo row (None if nothing new)."""
     rel_path, inspection = checked.stat.rel_path, checked.inspection

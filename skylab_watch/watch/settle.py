@@ -12,6 +12,10 @@ only part of the file written. A file that stays stable but unreadable for
 rejects it with a reason instead of it waiting forever. Files whose type
 Studio refuses skip the header test: validation will reject them at once.
 
+While a file settles it may already be checked (`steady()` lists the files
+worth it): a check that passes, on a file that then settles unchanged, has
+proved its header readable, so `poll()` skips the header test for it.
+
 The tracker is plain in-memory state owned by one thread (the reconciler);
 observer threads never call it.
 """
@@ -31,6 +35,10 @@ log = logging.getLogger(__name__)
 
 MIN_UNREADABLE_GRACE = 60.0
 """Seconds a stable file may stay unreadable before it is released for rejection."""
+
+STEADY_FRACTION = 0.25
+"""A file unchanged for this share of `settle_seconds` is worth checking before it settles (`steady()`):
+a copy still running changes at nearly every look, so it is rarely checked in vain."""
 
 
 @dataclass
@@ -58,14 +66,17 @@ class SettleTracker:
         header_check: Callable[[Path], bool] = header_readable,
         name: str = "settle",
         unreadable_grace: float | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.name = name
         self.settle_seconds = settle_seconds
         self.unreadable_grace = (max(settle_seconds * 10, MIN_UNREADABLE_GRACE)
                                  if unreadable_grace is None else unreadable_grace)
         self._clock = clock
+        self._wall_clock_ns = wall_clock_ns
         self._header_check = header_check
         self._seen: dict[str, _Seen] = {}
+        self._polled_at = float("-inf")  # when poll() last released the files then due
 
     def note(self, stat: FileStat) -> None:
         """Record a look at a file; its settle clock restarts if size or mtime changed."""
@@ -84,13 +95,30 @@ class SettleTracker:
         now = self._clock() if now is None else now
         return [seen.stat for seen in self._seen.values() if now - seen.stable_since >= self.settle_seconds]
 
+    def steady(self, now: float | None = None) -> list[FileStat]:
+        """Return the tracked files not yet due that look finished: unchanged for STEADY_FRACTION of
+        `settle_seconds`, or last modified (by their own mtime) longer than `settle_seconds` ago, as
+        photos copied in before a start are.
+
+        Checking them now, while they settle, takes the check off the path
+        from "settled" to "sent"; the settle rule itself is unchanged (a
+        check counts only for a file that then settles as it was checked).
+        """
+        now = self._clock() if now is None else now
+        old_enough = self._wall_clock_ns() - int(self.settle_seconds * 1e9)
+        early = self.settle_seconds * STEADY_FRACTION
+        return [seen.stat for seen in self._seen.values()
+                if now - seen.stable_since < self.settle_seconds
+                and (now - seen.stable_since >= early or seen.stat.mtime_ns <= old_enough)]
+
     def seconds_to_next_due(self, now: float | None = None) -> float | None:
         """Return how long until the next tracked file will have been unchanged for `settle_seconds`, or None
-        if none is still to come due: the loop sleeps no longer than that. A file already due but held back
-        (its header not readable yet) does not count, or the loop would spin on it."""
+        if none is still to come due: the loop sleeps no longer than that. A file that came due since the last
+        `poll()` gives 0 (look now, not a tick later); one already due then but held back (its header not
+        readable yet) does not count, or the loop would spin on it."""
         now = self._clock() if now is None else now
-        waits = [seen.stable_since + self.settle_seconds - now for seen in self._seen.values()]
-        return min((w for w in waits if w > 0), default=None)
+        dues = [seen.stable_since + self.settle_seconds for seen in self._seen.values()]
+        return min((max(due - now, 0.0) for due in dues if due > self._polled_at), default=None)
 
     def forget(self, rel_path: str) -> None:
         """Stop tracking a file (deleted, or handled elsewhere); unknown paths are fine."""
@@ -103,16 +131,21 @@ class SettleTracker:
     def __contains__(self, rel_path: object) -> bool:
         return rel_path in self._seen
 
-    def poll(self, root: Path, now: float | None = None) -> list[FileStat]:
+    def poll(self, root: Path, now: float | None = None,
+             proven: Callable[[FileStat], bool] | None = None) -> list[FileStat]:
         """Re-stat every tracked file under `root` and return (and stop tracking) the settled ones.
 
         Vanished files, and paths that are no longer plain files, are
         dropped. A returned file is the caller's now: if it changes again,
-        an observer event or the rescan will `note()` it afresh.
+        an observer event or the rescan will `note()` it afresh. `proven`
+        says whether a file, as it is now, already passed a check made while
+        it settled: its header needs no second look.
         """
         now = self._clock() if now is None else now
+        self._polled_at = now
         self._refresh(Path(root), now)
-        settled = [stat for stat in self.due(now) if self._releasable(Path(root), stat, now)]
+        settled = [stat for stat in self.due(now)
+                   if (proven is not None and proven(stat)) or self._releasable(Path(root), stat, now)]
         for stat in settled:
             self.forget(stat.rel_path)
         return settled

@@ -29,18 +29,59 @@ def test_due_only_after_size_and_mtime_unchanged_for_settle_seconds():
     assert tracker.due() == [FileStat("a.jpg", 20, 2)]
 
 
-def test_the_wait_to_the_next_due_file_counts_only_files_still_to_come_due():
+def test_the_wait_to_the_next_due_file_counts_only_files_still_to_come_due(tmp_path):
     clock = FakeClock()
-    tracker = SettleTracker(5.0, clock=clock)
+    (tmp_path / "a.jpg").write_bytes(b"not an image yet")
+    (tmp_path / "b.jpg").write_bytes(b"not an image yet")
+    tracker = SettleTracker(5.0, clock=clock, header_check=lambda path: False)
+
+    def note(name: str) -> None:
+        info = (tmp_path / name).stat()
+        tracker.note(FileStat(name, info.st_size, info.st_mtime_ns))
     assert tracker.seconds_to_next_due() is None
-    tracker.note(FileStat("a.jpg", 10, 1))
+    note("a.jpg")
     clock.now += 2
-    tracker.note(FileStat("b.jpg", 10, 1))
+    note("b.jpg")
     assert tracker.seconds_to_next_due() == 3.0  # a.jpg, the earlier one
     clock.now += 3.5
-    assert tracker.seconds_to_next_due() == 1.5  # a.jpg is due (held back if unreadable): b.jpg is next
+    assert tracker.seconds_to_next_due() == 0.0  # a.jpg came due since the last poll: look now
+    assert tracker.poll(tmp_path) == []  # ... and it is held back: its header is unreadable
+    assert tracker.seconds_to_next_due() == 1.5  # so it no longer counts: b.jpg is next
     clock.now += 2
-    assert tracker.seconds_to_next_due() is None  # both due: nothing to wake up early for
+    assert tracker.seconds_to_next_due() == 0.0  # b.jpg came due since
+    assert tracker.poll(tmp_path) == []
+    assert tracker.seconds_to_next_due() is None  # both due and held: nothing to wake up early for
+
+
+def test_steady_lists_files_that_look_finished_before_they_settle():
+    clock = FakeClock()
+    wall = {"ns": 10_000 * 10**9}
+    tracker = SettleTracker(4.0, clock=clock, wall_clock_ns=lambda: wall["ns"])
+    tracker.note(FileStat("copied-before.jpg", 10, wall["ns"] - 5 * 10**9))  # mtime 5 s old: looks finished
+    tracker.note(FileStat("growing.jpg", 10, wall["ns"]))
+    assert [s.rel_path for s in tracker.steady()] == ["copied-before.jpg"]
+    clock.now += 0.9
+    tracker.note(FileStat("growing.jpg", 20, wall["ns"] + 1))  # still written: its clock restarts
+    clock.now += 0.9
+    assert [s.rel_path for s in tracker.steady()] == ["copied-before.jpg"]
+    clock.now += 0.2  # growing.jpg unchanged for 1.1 s, over a quarter of the settle time
+    assert [s.rel_path for s in tracker.steady()] == ["copied-before.jpg", "growing.jpg"]
+    clock.now += 2.5  # copied-before.jpg is due now: settling hands it over, it is no longer "ahead"
+    assert [s.rel_path for s in tracker.steady()] == ["growing.jpg"]
+
+
+def test_a_file_proven_by_a_check_skips_the_header_test(tmp_path):
+    clock = FakeClock()
+    (tmp_path / "a.jpg").write_bytes(b"header not readable by libvips")
+    info = (tmp_path / "a.jpg").stat()
+    looked = []
+    tracker = SettleTracker(1.0, clock=clock, header_check=lambda path: looked.append(path) or False)
+    tracker.note(FileStat("a.jpg", info.st_size, info.st_mtime_ns))
+    clock.now += 1.5
+    assert tracker.poll(tmp_path, proven=lambda stat: False) == []
+    assert len(looked) == 1
+    settled = tracker.poll(tmp_path, proven=lambda stat: stat.size == info.st_size)
+    assert [s.rel_path for s in settled] == ["a.jpg"] and len(looked) == 1
 
 
 def test_forget_pending_and_contains():
