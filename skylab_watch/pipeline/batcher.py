@@ -33,14 +33,34 @@ def job_name(watch: str, now: float | None = None) -> str:
 
 
 def unique_studio_name(rel_path: str, taken: set[str]) -> str:
-    """Return a photo name unique within a job: the file's name, or `IMG_0001 (2).JPG` if taken."""
+    """Return a photo name unique within a job: the file's name, or `IMG_0001 (2).JPG` if taken.
+
+    `taken`: the names already in the job, lowercased (Studio names compare without case).
+    """
     base = posixpath.basename(rel_path)
     stem, ext = posixpath.splitext(base)
     name, n = base, 1
-    while name.lower() in {t.lower() for t in taken}:
+    while name.lower() in taken:
         n += 1
         name = f"{stem} ({n}){ext}"
     return name
+
+
+class _Filling:
+    """The job ready photos are joining in this pass, with its names and count kept in memory, so that
+    a pass of hundreds of photos does not read the job's names back from the ledger once per photo."""
+
+    def __init__(self, ctx: Context, job: Job) -> None:
+        self.job = job
+        self.taken = {name.lower() for name in ctx.ledger.studio_names_in_job(job.id)}
+        self.count = ctx.ledger.count_job_photos(job.id)
+
+    def add(self, ctx: Context, photo_id: int, rel_path: str) -> None:
+        """Put one ready photo into the job under a name unique in it."""
+        name = unique_studio_name(rel_path, self.taken)
+        ctx.ledger.add_to_job(photo_id, self.job.id, name)
+        self.taken.add(name.lower())
+        self.count += 1
 
 
 def open_job_for(ctx: Context, watch: WatchConfig) -> Job:
@@ -69,12 +89,14 @@ def batch_ready_photos(ctx: Context, watch: WatchConfig) -> int:
     if not ready:
         return 0
     with ctx.ledger.transaction():
+        filling: _Filling | None = None
         for photo in ready:
-            job = open_job_for(ctx, watch)
-            name = unique_studio_name(photo.rel_path, ctx.ledger.studio_names_in_job(job.id))
-            ctx.ledger.add_to_job(photo.id, job.id, name)
-            if ctx.ledger.count_job_photos(job.id) >= watch.batch.max_photos:
-                close_job(ctx, job, "it is full")
+            if filling is None:
+                filling = _Filling(ctx, open_job_for(ctx, watch))
+            filling.add(ctx, photo.id, photo.rel_path)
+            if filling.count >= watch.batch.max_photos:
+                close_job(ctx, filling.job, "it is full")
+                filling = None
     return len(ready)
 
 
