@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from skylab_watch.config import Config, load_config, resolve_profiles
 from skylab_watch.errors import ConfigError
-from skylab_watch.ledger import JobState, Ledger, PhotoState
+from skylab_watch.ledger import Job, JobState, Ledger, PhotoState
 from skylab_watch.ledger.states import AT_STUDIO_STATES, REPORT_CATEGORIES, REPORT_CATEGORY
 from skylab_watch.notify import Notifications
 from skylab_watch.pipeline import batcher, completion, jobs
@@ -70,7 +70,7 @@ class Daemon:
         self.wakeup = threading.Event()
         self.heartbeat = time.monotonic()
         self.started_at = time.time()
-        self._uploads = Uploads(self.ctx, config.upload_concurrency)
+        self._uploads = Uploads(self.ctx, config.upload_concurrency, on_low=self.wakeup.set)
         self._deliveries = completion.Deliveries(self.ctx)
         self.inspections = Inspections(self.ctx, on_done=self.wakeup.set)
         self.callbacks: CallbackReceiver | None = None
@@ -306,7 +306,13 @@ class Daemon:
         if self.ctx.credits.is_open():
             due = [j for j in self.ctx.ledger.jobs_in_state(JobState.OPEN, JobState.CLOSED, JobState.CREATING)
                    if j.state != JobState.OPEN or self.ctx.ledger.count_job_photos(j.id)]
-            self._each_job(due, jobs.create_job, "creating")
+            self._each_job(due, self._create_and_start_uploads, "creating")
+
+    def _create_and_start_uploads(self, ctx: Context, job: Job) -> None:
+        """Create one job at Studio, then hand its photos to the upload workers at once: they start while
+        the next job is created, not after every job of the pass is."""
+        jobs.create_job(ctx, job)
+        self._guard(self._submit_uploads)
 
     def _queue_jobs(self) -> None:
         """Queue created jobs that are closed and whose uploads are all settled."""

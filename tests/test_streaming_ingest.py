@@ -118,3 +118,48 @@ def test_photos_are_claimed_together_counting_a_try_and_a_superseded_one_is_left
         assert plain_emulator.calls().get("PUT store") == 1
     finally:
         stage.close()
+
+
+def test_upload_workers_get_photos_waiting_and_call_the_loop_back_before_they_run_dry(tmp_path, plain_emulator):
+    from skylab_watch.pipeline.uploads import CLAIMED_PER_WORKER, Uploads
+    import threading
+    stage = Stage(tmp_path, plain_emulator.url)
+    try:
+        photos = [stage.add_photo(f"{n}.jpg", seed=n) for n in range(2 * CLAIMED_PER_WORKER + 1)]  # one job
+        stage.created_job()
+        called_back = threading.Event()
+        uploads = Uploads(stage.ctx, 2, on_low=called_back.set)
+        uploads.submit(lambda watch: True)
+        assert len(uploads) == 2 * CLAIMED_PER_WORKER, "one pass hands each worker several photos"
+        assert called_back.wait(30), "the loop is called back once fewer photos wait than there are workers"
+        sent = 0
+
+        def all_sent() -> bool:
+            nonlocal sent
+            sent += uploads.reap(str)
+            uploads.submit(lambda watch: True)
+            return sent == len(photos)
+        wait_for(all_sent, timeout=60, what="every photo sent")
+        assert {stage.photo(p).state for p in photos} == {"uploaded"}
+    finally:
+        stage.close()
+
+
+def test_photos_claimed_but_never_started_get_their_try_back_at_a_stop(tmp_path, plain_emulator):
+    from skylab_watch.pipeline.uploads import Uploads
+    stage = Stage(tmp_path, plain_emulator.url)
+    try:
+        photos = [stage.add_photo(f"{n}.jpg", seed=n) for n in range(4)]
+        stage.created_job()
+        plain_emulator.set_faults({"latency": {"POST photos": 1.0}})  # the first upload is still running
+        uploads = Uploads(stage.ctx, 1)
+        uploads.submit(lambda watch: True)
+        assert len(uploads) == 4
+        wait_for(lambda: plain_emulator.calls().get("POST photos", 0) >= 1, timeout=10, what="the first upload")
+        uploads.close()
+        tries = sorted(stage.photo(p).attempts for p in photos)
+        assert tries == [0, 0, 0, 1], "only the photo whose upload started keeps its counted try"
+        assert {stage.photo(p).state for p in photos} == {"uploading"}
+        uploads.shutdown(10)
+    finally:
+        stage.close()

@@ -80,6 +80,16 @@ def claim_uploads(ctx: Context, photos: list[Photo]) -> list[Photo]:
                                           attempts=photo.attempts + 1)]
 
 
+def return_claims(ctx: Context, photos: list[Photo]) -> None:
+    """Give back the try counted for photos claimed and never started (a stop dropped them from the upload
+    queue), all in one transaction: nothing was sent for them, so the next start creates their record at
+    once instead of first listing the job's photos for one an earlier try might have left. `photos` are as
+    `claim_uploads` returned them (read before the claim)."""
+    with ctx.ledger.transaction():
+        for photo in photos:
+            ctx.ledger.claim_photo(photo.id, (PhotoState.UPLOADING,), PhotoState.UPLOADING, attempts=photo.attempts)
+
+
 def send_claimed(ctx: Context, photo: Photo, job: Job) -> Sent | str:
     """Send a photo claimed by `claim_uploads` to its created `job`; return what was sent, or the photo's new
     state after a failure (recorded here, through the outcome table).
