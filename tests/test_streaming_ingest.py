@@ -163,3 +163,26 @@ def test_photos_claimed_but_never_started_get_their_try_back_at_a_stop(tmp_path,
         uploads.shutdown(10)
     finally:
         stage.close()
+
+
+def test_a_pause_holds_for_photos_already_claimed_and_their_try_is_given_back(tmp_path, plain_emulator):
+    from skylab_watch.pipeline.uploads import Uploads
+    stage = Stage(tmp_path, plain_emulator.url)
+    try:
+        photos = [stage.add_photo(f"{n}.jpg", seed=n) for n in range(4)]
+        stage.created_job()
+        plain_emulator.set_faults({"latency": {"POST photos": 1.0}})  # the first upload is still running
+        uploads = Uploads(stage.ctx, 1)
+        paused: set[str] = set()
+        uploads.submit(lambda watch: watch not in paused)
+        assert len(uploads) == 4
+        wait_for(lambda: plain_emulator.calls().get("POST photos", 0) >= 1, timeout=10, what="the first upload")
+        paused.add("w")  # paused by hand while three photos wait for the worker
+        wait_for(lambda: (uploads.reap(str), len(uploads) == 0)[1], timeout=30, what="the queue worked through")
+        states = sorted((stage.photo(p).state, stage.photo(p).attempts) for p in photos)
+        assert states == [("uploaded", 1)] + [("uploading", 0)] * 3, "the three waiting were not sent"
+        assert plain_emulator.calls().get("POST photos") == 1 and plain_emulator.calls().get("PUT store") == 1
+        uploads.submit(lambda watch: watch not in paused)
+        assert len(uploads) == 0, "nothing of a paused watch is claimed again"
+    finally:
+        stage.close()

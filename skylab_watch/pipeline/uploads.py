@@ -28,6 +28,13 @@ only one photo waiting per worker, sixteen workers ran dry during such a pass an
 idle a tenth of the time. A claim is only a ledger mark: a stop leaves the waiting ones to the next start."""
 
 
+class _Withdrawn:
+    """What a worker hands back for a claimed photo it did not send: its watch may not be worked on now."""
+
+
+WITHDRAWN = _Withdrawn()
+
+
 class Uploads:
     """The upload workers of one daemon and the loop's two steps around them: `submit` and `reap`."""
 
@@ -36,11 +43,13 @@ class Uploads:
         self._on_low = on_low
         self._pool: WorkerPool[int] = WorkerPool(concurrency, "upload", capacity=CLAIMED_PER_WORKER * concurrency)
         self._handed: dict[int, Photo] = {}  # claimed and handed to the pool, not yet reaped: as read before
+        self._may_work_on: Callable[[str], bool] = lambda watch: True
 
     def submit(self, may_work_on: Callable[[str], bool]) -> None:
         """Hand batched photos of created jobs to the workers while the pool has room, claimed (marked
         `uploading`, the try counted) in one transaction first; `may_work_on(watch)` says whose files may
         be read now."""
+        self._may_work_on = may_work_on
         if not self.ctx.credits.is_open():
             return
         created = {j.id: j for j in self.ctx.ledger.jobs_in_state(JobState.CREATED)}
@@ -59,11 +68,17 @@ class Uploads:
             self._handed[photo.id] = photo
             self._pool.submit(photo.id, self._send, photo, chosen[photo.id])
 
-    def _send(self, photo: Photo, job: Job) -> uploader.Sent | str:
+    def _send(self, photo: Photo, job: Job) -> uploader.Sent | str | _Withdrawn:
         """Send one claimed photo (on a worker); then, if fewer photos wait for a worker than there are
         workers, call `on_low`: the loop comes round to record and hand over more now, not at its next tick,
-        so the workers never run dry while photos wait to be claimed."""
+        so the workers never run dry while photos wait to be claimed.
+
+        A photo whose watch may no longer be worked on when a worker reaches it (paused by hand, its share
+        gone, removed by a reload) is not sent: the loop gives its claim back, and a pause holds from the
+        pass that sees it, whatever was claimed before."""
         try:
+            if not self._may_work_on(photo.watch):
+                return WITHDRAWN
             return uploader.send_claimed(self.ctx, photo, job)
         finally:
             if self._on_low is not None and self._pool.queued() < self._pool.size:
@@ -73,15 +88,19 @@ class Uploads:
         """Record the uploads finished since the last pass (one transaction for all); return how many
         pieces of work ended (a reason for the loop to come round again)."""
         finished = self._pool.reap()
-        sent = []
+        sent, withdrawn = [], []
         for photo_id, outcome in finished:
-            self._handed.pop(photo_id, None)
+            photo = self._handed.pop(photo_id, None)
             if isinstance(outcome, uploader.Sent):
                 sent.append(outcome)
+            elif outcome is WITHDRAWN and photo is not None:
+                withdrawn.append(photo)
             elif isinstance(outcome, BaseException):  # send_claimed settles every error; this is a bug
                 log.error("the upload of %s crashed; it will be tried again", describe(photo_id), exc_info=outcome)
         if sent:
             uploader.record_sent(self.ctx, sent)
+        if withdrawn:
+            uploader.return_claims(self.ctx, withdrawn)
         return len(finished)
 
     def busy(self) -> bool:
