@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections import Counter
@@ -144,3 +145,34 @@ def test_same_content_elsewhere_is_a_duplicate_and_a_reshoot_is_a_new_version(tm
         versions = [p.version for p in d.ledger.photos_in_state("done")]
     assert sorted(versions) == [1, 2]
     assert len(studio_photos(emulator)) == 2
+
+
+def test_a_camera_photo_whose_copy_pauses_halfway_is_checked_ahead_yet_sent_whole_once(tmp_path, emulator,
+                                                                                         monkeypatch):
+    from skylab_watch.pipeline import intake
+    _profile(emulator)
+    inp = tmp_path / "in"
+    cfg = write_config(tmp_path, emulator.url, [{"name": "w", "input": inp, "output": tmp_path / "out",
+                                                 "profile": "plain", "settle_seconds": 3.0}])
+    whole = make_image(tmp_path / "camera.jpg", 4000, 3000).read_bytes()
+    checks: Counter = Counter()
+    real = intake.inspect_photo
+
+    def counting(path: Path, **options):
+        checks[path.name] += 1
+        return real(path, **options)
+    monkeypatch.setattr(intake, "inspect_photo", counting)
+    with DaemonThread(cfg) as d:
+        (inp / "a.jpg").write_bytes(whole[: len(whole) // 2])  # the copy stalls halfway
+        wait_for(lambda: checks["a.jpg"] >= 1, timeout=10, what="the half-written file checked ahead")
+        with (inp / "a.jpg").open("ab") as rest:
+            rest.write(whole[len(whole) // 2:])  # and goes on before it settled
+        wait_for(lambda: d.ledger.photos_in_state("uploaded", "queued", "delivering", "delivered", "done"),
+                 timeout=30, what="the photo sent")
+        versions = [p for p in d.ledger.photos_in_state(*("ready", "batched", "uploading", "uploaded", "queued",
+                                                         "delivering", "delivered", "done", "rejected"))]
+        assert [(p.rel_path, p.state != "rejected", p.md5, p.size) for p in versions] == \
+            [("a.jpg", True, hashlib.md5(whole).hexdigest(), len(whole))], "one version, whole, never rejected"
+        assert checks["a.jpg"] == 2, "the check ahead saw it cut short; the settled check saw it whole"
+        sent = studio_photos(emulator)
+        assert [(p["name"], p["size"]) for p in sent] == [("a.jpg", len(whole))]
