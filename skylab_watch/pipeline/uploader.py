@@ -82,9 +82,10 @@ def claim_uploads(ctx: Context, photos: list[Photo]) -> list[Photo]:
 
 def return_claims(ctx: Context, photos: list[Photo]) -> None:
     """Give back the try counted for photos claimed and never started (a stop dropped them from the upload
-    queue, or their watch was paused before a worker reached them), all in one transaction: nothing was sent for them, so the next start creates their record at
-    once instead of first listing the job's photos for one an earlier try might have left. `photos` are as
-    `claim_uploads` returned them (read before the claim)."""
+    queue, or their watch was paused before a worker reached them), all in one transaction: nothing was
+    sent for them, so the next try creates their record at once instead of first listing the job's photos
+    for one an earlier try might have left. `photos` are as `claim_uploads` returned them (read before the
+    claim)."""
     with ctx.ledger.transaction():
         for photo in photos:
             ctx.ledger.claim_photo(photo.id, (PhotoState.UPLOADING,), PhotoState.UPLOADING, attempts=photo.attempts)
