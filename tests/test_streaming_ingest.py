@@ -145,17 +145,24 @@ def test_upload_workers_get_photos_waiting_and_call_the_loop_back_before_they_ru
         stage.close()
 
 
-def test_photos_claimed_but_never_started_get_their_try_back_at_a_stop(tmp_path, plain_emulator):
+def _four_claimed_one_sending(stage: Stage, emulator, may_work_on=lambda watch: True):
+    """Four photos of a created job claimed by one upload worker, the first being sent (its record takes
+    1 s to create), three waiting; return the photos and the Uploads."""
     from skylab_watch.pipeline.uploads import Uploads
+    photos = [stage.add_photo(f"{n}.jpg", seed=n) for n in range(4)]
+    stage.created_job()
+    emulator.set_faults({"latency": {"POST photos": 1.0}})
+    uploads = Uploads(stage.ctx, 1)
+    uploads.submit(may_work_on)
+    assert len(uploads) == 4
+    wait_for(lambda: emulator.calls().get("POST photos", 0) >= 1, timeout=10, what="the first upload")
+    return photos, uploads
+
+
+def test_photos_claimed_but_never_started_get_their_try_back_at_a_stop(tmp_path, plain_emulator):
     stage = Stage(tmp_path, plain_emulator.url)
     try:
-        photos = [stage.add_photo(f"{n}.jpg", seed=n) for n in range(4)]
-        stage.created_job()
-        plain_emulator.set_faults({"latency": {"POST photos": 1.0}})  # the first upload is still running
-        uploads = Uploads(stage.ctx, 1)
-        uploads.submit(lambda watch: True)
-        assert len(uploads) == 4
-        wait_for(lambda: plain_emulator.calls().get("POST photos", 0) >= 1, timeout=10, what="the first upload")
+        photos, uploads = _four_claimed_one_sending(stage, plain_emulator)
         uploads.close()
         tries = sorted(stage.photo(p).attempts for p in photos)
         assert tries == [0, 0, 0, 1], "only the photo whose upload started keeps its counted try"
@@ -166,17 +173,10 @@ def test_photos_claimed_but_never_started_get_their_try_back_at_a_stop(tmp_path,
 
 
 def test_a_pause_holds_for_photos_already_claimed_and_their_try_is_given_back(tmp_path, plain_emulator):
-    from skylab_watch.pipeline.uploads import Uploads
     stage = Stage(tmp_path, plain_emulator.url)
+    paused: set[str] = set()
     try:
-        photos = [stage.add_photo(f"{n}.jpg", seed=n) for n in range(4)]
-        stage.created_job()
-        plain_emulator.set_faults({"latency": {"POST photos": 1.0}})  # the first upload is still running
-        uploads = Uploads(stage.ctx, 1)
-        paused: set[str] = set()
-        uploads.submit(lambda watch: watch not in paused)
-        assert len(uploads) == 4
-        wait_for(lambda: plain_emulator.calls().get("POST photos", 0) >= 1, timeout=10, what="the first upload")
+        photos, uploads = _four_claimed_one_sending(stage, plain_emulator, lambda watch: watch not in paused)
         paused.add("w")  # paused by hand while three photos wait for the worker
         wait_for(lambda: (uploads.reap(str), len(uploads) == 0)[1], timeout=30, what="the queue worked through")
         states = sorted((stage.photo(p).state, stage.photo(p).attempts) for p in photos)
