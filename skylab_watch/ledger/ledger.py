@@ -144,6 +144,27 @@ class Ledger(ScheduleQueries):
             params.append(job_id)
         return [from_row(Photo, r) for r in self.db.query(sql + " ORDER BY id", params)]
 
+    def photo_heads_in_state(self, *states: str) -> list[tuple[int, str, int | None]]:
+        """Return (id, watch, job_id) of the photos in any of `states`, oldest first: what a pass needs to
+        choose among many photos before it reads the few it picks whole (`photos_by_id`)."""
+        marks = ",".join("?" * len(states))
+        return [(r[0], r[1], r[2]) for r in self.db.query(
+            f"SELECT id, watch, job_id FROM photos WHERE state IN ({marks}) ORDER BY id", states)]
+
+    def photos_by_id(self, ids: list[int]) -> list[Photo]:
+        """Return the photos with these ids, in the order given (ids not found are left out)."""
+        if not ids:
+            return []
+        found = {r["id"]: from_row(Photo, r) for r in self.db.query(
+            f"SELECT * FROM photos WHERE id IN ({','.join('?' * len(ids))})", ids)}
+        return [found[i] for i in ids if i in found]
+
+    def job_photos_all_in(self, job_id: int, *states: str) -> bool:
+        """Return True if every photo of the job is in one of `states` (one indexed look, no rows read back)."""
+        marks = ",".join("?" * len(states))
+        return self.db.query_one(f"SELECT 1 FROM photos WHERE job_id = ? AND state NOT IN ({marks}) LIMIT 1",
+                                 (job_id, *states)) is None
+
     def has_photos_in_state(self, *states: str) -> bool:
         """Return True if any photo is in one of `states` (one indexed look, no rows read back)."""
         marks = ",".join("?" * len(states))

@@ -66,7 +66,7 @@ def ready_to_queue(ctx: Context, job: Job) -> bool:
 
 def upload_finished(ctx: Context, job: Job) -> bool:
     """Return True when every photo of the job has been uploaded, failed or been replaced."""
-    return all(p.state in UPLOAD_SETTLED for p in ctx.ledger.photos_of_job(job.id))
+    return ctx.ledger.job_photos_all_in(job.id, *UPLOAD_SETTLED)
 
 
 def queue_uploaded_job(ctx: Context, job: Job) -> None:

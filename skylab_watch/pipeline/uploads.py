@@ -55,15 +55,15 @@ class Uploads:
         created = {j.id: j for j in self.ctx.ledger.jobs_in_state(JobState.CREATED)}
         room = self._pool.capacity - len(self._pool)
         chosen: dict[int, Job] = {}
-        photos: list[Photo] = []
-        for photo in self.ctx.ledger.photos_in_state(PhotoState.BATCHED, PhotoState.UPLOADING):
-            if len(photos) >= room:
+        for photo_id, watch, job_id in self.ctx.ledger.photo_heads_in_state(PhotoState.BATCHED,
+                                                                             PhotoState.UPLOADING):
+            if len(chosen) >= room:
                 break
-            job = created.get(photo.job_id) if photo.job_id is not None else None
-            if job is not None and not self._pool.in_flight(photo.id) and may_work_on(photo.watch) \
-                    and self.ctx.deferrals.due(("photo", photo.id)):
-                chosen[photo.id] = job
-                photos.append(photo)
+            job = created.get(job_id) if job_id is not None else None
+            if job is not None and not self._pool.in_flight(photo_id) and may_work_on(watch) \
+                    and self.ctx.deferrals.due(("photo", photo_id)):
+                chosen[photo_id] = job
+        photos = self.ctx.ledger.photos_by_id(list(chosen))  # only the chosen are read whole, every pass
         for photo in uploader.claim_uploads(self.ctx, photos) if photos else ():
             self._handed[photo.id] = photo
             self._pool.submit(photo.id, self._send, photo, chosen[photo.id])

@@ -239,6 +239,23 @@ def test_photos_of_job_names_in_job_and_count_follow_add_to_job(ledger: Ledger) 
     assert {p.state for p in ledger.photos_of_job(job.id)} == {"batched"}
 
 
+def test_photo_heads_photos_by_id_and_job_photos_all_in(ledger: Ledger) -> None:
+    job = ledger.reserve_job("w", "w-job", 1)
+    a, b, c = (_photo(ledger, f"{n}.jpg") for n in ("a", "b", "c"))
+    for photo in (a, b):
+        ledger.add_to_job(photo.id, job.id, photo.rel_path)
+    assert ledger.photo_heads_in_state("batched", "ready") == [(a.id, "w", job.id), (b.id, "w", job.id),
+                                                               (c.id, "w", None)]
+    assert [p.id for p in ledger.photos_by_id([c.id, a.id, 999])] == [c.id, a.id], "in the order asked"
+    assert ledger.photos_by_id([]) == []
+    assert not ledger.job_photos_all_in(job.id, "uploaded", "failed")
+    ledger.update_photo(a.id, state="uploading")
+    ledger.update_photo(a.id, state="uploaded")
+    assert not ledger.job_photos_all_in(job.id, "uploaded", "failed")
+    ledger.update_photo(b.id, state="failed")
+    assert ledger.job_photos_all_in(job.id, "uploaded", "failed")
+
+
 def test_a_studio_name_taken_in_a_job_is_refused_as_name_taken(ledger: Ledger) -> None:
     job = ledger.reserve_job("w", "w-job", 1)
     first, second = _photo(ledger, "a.jpg"), _photo(ledger, "b.jpg")
