@@ -21,13 +21,17 @@ COMPACT_AFTER = 256
 """Cancelled entries tolerated in the heap before it is compacted."""
 
 
+def _nothing() -> None:
+    """What a cancelled deadline runs, should it already have been taken off the heap."""
+
+
 class Deadline:
-    """A callback registered to run at `when` (time.monotonic), unless cancelled first."""
+    """A callback registered with the watcher, run at its time unless cancelled first."""
 
-    __slots__ = ("when", "callback", "cancelled")
+    __slots__ = ("callback", "cancelled")
 
-    def __init__(self, when: float, callback: Callable[[], None]) -> None:
-        self.when, self.callback, self.cancelled = when, callback, False
+    def __init__(self, callback: Callable[[], None]) -> None:
+        self.callback, self.cancelled = callback, False
 
 
 class DeadlineWatcher:
@@ -43,7 +47,7 @@ class DeadlineWatcher:
 
     def add(self, when: float, callback: Callable[[], None]) -> Deadline:
         """Register `callback` to run at monotonic time `when`; return the handle that cancels it."""
-        deadline = Deadline(when, callback)
+        deadline = Deadline(callback)
         with self._wake:
             heapq.heappush(self._heap, (when, next(self._order), deadline))
             if self._thread is None or not self._thread.is_alive():
@@ -58,12 +62,15 @@ class DeadlineWatcher:
 
         Cancelled entries stay in the heap until they reach its front, unless
         they come to outnumber the live ones: then the heap is rebuilt, so a
-        long deadline cancelled early (most are) never piles up.
+        long deadline cancelled early (most are) never piles up. Meanwhile a
+        cancelled entry holds nothing: its callback (and whatever that keeps
+        alive, a request's sockets) is let go at once.
         """
         with self._wake:
             if deadline.cancelled:
                 return
             deadline.cancelled = True
+            deadline.callback = _nothing
             self._cancelled += 1
             if self._cancelled > COMPACT_AFTER and self._cancelled * 2 > len(self._heap):
                 self._heap = [entry for entry in self._heap if not entry[2].cancelled]

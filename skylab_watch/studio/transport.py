@@ -149,8 +149,6 @@ class Guard:
         _local.guard = self._outer
         if self._timer is not None:
             WATCHER.cancel(self._timer)
-        with self._lock:
-            self._sockets = []  # the cancelled deadline may stay queued a while: it must not keep sockets alive
         if exc is not None and self.expired and not isinstance(exc, RefusedUrlError) \
                 and isinstance(exc, (StudioError, OSError, requests.exceptions.RequestException,
                                      urllib3.exceptions.HTTPError, ValueError)):

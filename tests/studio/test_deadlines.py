@@ -33,3 +33,20 @@ def test_deadlines_cancelled_long_before_they_are_due_do_not_pile_up():
     for _ in range(COMPACT_AFTER * 10):
         watcher.cancel(watcher.add(far, lambda: None))
     assert watcher.pending() <= 2 * COMPACT_AFTER + 2
+
+
+def test_a_cancelled_deadline_still_in_the_heap_keeps_nothing_alive():
+    import gc
+    import weakref
+
+    class Held:
+        """Stands for what a request's deadline keeps: its guard and sockets."""
+
+    watcher, held = DeadlineWatcher(), Held()
+    gone = weakref.ref(held)
+    watcher.add(time.monotonic() + 3000, lambda: None)  # a live one in front: the cancelled one waits behind it
+    watcher.cancel(watcher.add(time.monotonic() + 3600, lambda kept=held: None))
+    del held
+    gc.collect()
+    assert watcher.pending() == 2, "still in the heap (it is far from due)"
+    assert gone() is None, "but its callback, and what that held, is let go"
