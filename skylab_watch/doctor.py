@@ -104,8 +104,7 @@ def masked(findings: list[Finding], config: Config) -> list[Finding]:
     a file name): a server that echoes the X-SLT-API-KEY header back into an
     error body must not get the key printed on the operator's screen.
     """
-    masker = SecretMasker([config.studio.api_key, config.callback.secret if config.callback else None,
-                           config.http.token if config.http else None])
+    masker = SecretMasker(config.secrets)
     def clean(text: str) -> str:
         return printable(masker.clean(text))
     return [dataclasses.replace(f, detail=clean(f.detail), fix=f.fix and clean(f.fix)) for f in findings]

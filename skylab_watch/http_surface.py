@@ -29,9 +29,9 @@ from urllib.parse import urlsplit
 
 from prometheus_client.registry import Collector
 
-from skylab_watch.commands.retry import retry_photo
+from skylab_watch.commands.retry import retry_photo, retryable_failures
 from skylab_watch.config.schema import HttpConfig
-from skylab_watch.ledger import Ledger, PhotoState
+from skylab_watch.ledger import Ledger
 from skylab_watch.metrics import CONTENT_TYPE, metrics_registry, render
 from skylab_watch.page_routes import StatusPage
 from skylab_watch.status import build_report
@@ -91,7 +91,7 @@ def refusal(listen_host: str, token: str, request: Request, quiet: QuietLog | No
     """Return the 401 answer if `request` lacks a token it needs; None if it may go on.
 
     The refusal is logged through `quiet` when given (a count a minute, not a line a request)."""
-    open_read = not needs_token(listen_host, request.method) and names_this_machine(request)
+    open_read = request.method.upper() == "GET" and reads_open(listen_host, request)
     if open_read or token_matches(request, token):
         return None
     line = (quiet or token_refusals()).refused(request.client, f"{request.method} {request.path}")
@@ -173,10 +173,7 @@ class HttpSurface:
 
     def _retry_failed(self, watch: str) -> int:
         """Move the newest version of each failed photo of `watch` back to ready (as `skylab-watch retry`)."""
-        count = 0
-        for photo in self._ledger.photos_in_state(PhotoState.FAILED):
-            latest = self._ledger.latest_version(photo.watch, photo.rel_path)
-            if photo.watch == watch and latest is not None and latest.id == photo.id:
-                retry_photo(self._ledger, photo)
-                count += 1
-        return count
+        failed = retryable_failures(self._ledger, watch)
+        for photo in failed:
+            retry_photo(self._ledger, photo)
+        return len(failed)

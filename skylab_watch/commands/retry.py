@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     try:
-        failed = [p for p in ledger.photos_in_state(PhotoState.FAILED) if _is_latest(ledger, p)]
+        failed = retryable_failures(ledger)
         chosen = [p for p in failed if not args.paths or _matches(config, p, args.paths)]
         for photo in chosen:
             retry_photo(ledger, photo)
@@ -50,6 +50,12 @@ def retry_photo(ledger: Ledger, photo: Photo) -> None:
     """Put a failed photo back to ready, detached from its old job, so it goes into a new one."""
     ledger.update_photo(photo.id, state=PhotoState.READY, reason=None, job_id=None, studio_name=None,
                         studio_id=None, attempts=0)
+
+
+def retryable_failures(ledger: Ledger, watch: str | None = None) -> list[Photo]:
+    """Return the failed photos (of one watch, or all) that are their file's newest version: the ones a
+    retry sends again (an older version's failure is history, its file has moved on)."""
+    return [photo for photo in ledger.photos_in_state(PhotoState.FAILED, watch=watch) if _is_latest(ledger, photo)]
 
 
 def _is_latest(ledger: Ledger, photo: Photo) -> bool:

@@ -90,11 +90,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    secrets = [config.studio.api_key] + ([config.callback.secret] if config.callback else []) + \
-        ([config.http.token] if config.http else [])
     log_format = args.log_format or config.log_format
     console = terminal_console(log_format, enabled=getattr(args, "progress", True))
-    setup_logging(args.log_level or config.log_level, log_format, secrets, console=console)
+    setup_logging(args.log_level or config.log_level, log_format, config.secrets, console=console)
     for warning in config.warnings:
         log.warning("%s: %s", args.config, warning)
     bound_libvips()

@@ -314,7 +314,7 @@ class HttpConfig(_Listening):
 
     Actions always need the token (`Authorization: Bearer TOKEN`, or the page's sign-in cookie with its
     form field); read-only views need it too unless listening on loopback. When `callback` is set with
-    the same listen address (or callback.listen is omitted), the callback route is served here as well.
+    the same listen address, the callback route is served here as well.
     After loading, `token` holds the file's content.
     """
 
@@ -323,7 +323,6 @@ class HttpConfig(_Listening):
                                    "must present (at least 16 bytes).",
                            example="/etc/skylab-watch/http_token", show=True)
     token: str = field(default="", repr=False)
-
 
 
 ALERT_EVENTS: tuple[str, ...] = ("failed", "credits", "paused", "stalled", "unclean_stop", "disk_full", "report")
@@ -418,6 +417,14 @@ class Config:
     source: Path | None = None
     # What loading found worth a warning but not a refusal (a secret that others can read).
     warnings: tuple[Problem, ...] = ()
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret the file holds (the API key, the callback secret, the HTTP token): what logs and
+        doctor's findings mask. One list, so a secret added to the config is masked everywhere at once."""
+        found = (self.studio.api_key, self.callback.secret if self.callback else None,
+                 self.http.token if self.http else None)
+        return tuple(secret for secret in found if secret)
 
     # Short names the rest of the program reads; each is the one key it names.
     @property
