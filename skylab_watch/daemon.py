@@ -70,7 +70,7 @@ class Daemon:
         self.wakeup = threading.Event()
         self.heartbeat = time.monotonic()
         self.started_at = time.time()
-        self._uploads = Uploads(self.ctx, config.upload_concurrency, on_low=self.wakeup.set)
+        self._uploads = Uploads(self.ctx, config.upload_concurrency, self._may_work_on, on_low=self.wakeup.set)
         self._deliveries = completion.Deliveries(self.ctx)
         self.inspections = Inspections(self.ctx, on_done=self.wakeup.set)
         self.callbacks: CallbackReceiver | None = None
@@ -335,7 +335,7 @@ class Daemon:
                     return
 
     def _submit_uploads(self) -> None:
-        self._uploads.submit(self._may_work_on)
+        self._uploads.submit()
 
     def _may_work_on(self, watch: str, files: bool = True) -> bool:
         """Return True for a watch still configured, not paused by hand, and (files) whose input may be read."""

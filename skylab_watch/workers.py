@@ -56,7 +56,7 @@ class WorkerPool(Generic[K]):
         self._cond = threading.Condition()
         self._waiting: deque[tuple[K, Callable[..., Any], tuple[Any, ...]]] = deque()
         self._background: deque[tuple[K, Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._queued: set[K] = set()  # the keys in either deque, so `in_flight` is one look-up
+        self._queued: set[K] = set()  # the keys in either deque: `in_flight` is one look-up, its size what waits
         self._running: set[K] = set()
         self._finished: dict[K, Any] = {}
         self._threads: list[threading.Thread] = []
@@ -88,17 +88,17 @@ class WorkerPool(Generic[K]):
     def busy(self) -> bool:
         """Return True while any work is waiting, running, or finished but not reaped."""
         with self._cond:
-            return bool(self._waiting or self._background or self._running or self._finished)
+            return bool(self._queued or self._running or self._finished)
 
     def __len__(self) -> int:
         """How many pieces of work are submitted and not yet reaped."""
         with self._cond:
-            return len(self._waiting) + len(self._background) + len(self._running) + len(self._finished)
+            return len(self._queued) + len(self._running) + len(self._finished)
 
     def queued(self) -> int:
         """How many pieces of work wait for a thread (submitted, not started)."""
         with self._cond:
-            return len(self._waiting) + len(self._background)
+            return len(self._queued)
 
     def has_room(self) -> bool:
         """Return True if one more submission stays within the capacity."""
@@ -153,7 +153,7 @@ class WorkerPool(Generic[K]):
     def _start_thread_if_needed(self) -> None:
         """Start one more thread while there is waiting work and fewer threads than `size` (lock held)."""
         idle = sum(t.is_alive() for t in self._threads) - len(self._running)
-        if idle >= len(self._waiting) + len(self._background) or len(self._threads) >= self.size:
+        if idle >= len(self._queued) or len(self._threads) >= self.size:
             return
         thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads) + 1}", daemon=True)
         self._threads.append(thread)
@@ -163,9 +163,9 @@ class WorkerPool(Generic[K]):
         """Take work until the pool is shut down; record every outcome, whatever it is."""
         while True:
             with self._cond:
-                while not (self._waiting or self._background) and not self._closed:
+                while not self._queued and not self._closed:
                     self._cond.wait()
-                if not (self._waiting or self._background):
+                if not self._queued:
                     return
                 key, fn, args = (self._waiting or self._background).popleft()
                 self._queued.discard(key)

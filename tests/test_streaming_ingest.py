@@ -129,7 +129,7 @@ def test_upload_workers_get_photos_waiting_and_call_the_loop_back_before_they_ru
         stage.created_job()
         called_back = threading.Event()
         uploads = Uploads(stage.ctx, 2, on_low=called_back.set)
-        uploads.submit(lambda watch: True)
+        uploads.submit()
         assert len(uploads) == 2 * CLAIMED_PER_WORKER, "one pass hands each worker several photos"
         assert called_back.wait(30), "the loop is called back once fewer photos wait than there are workers"
         sent = 0
@@ -137,7 +137,7 @@ def test_upload_workers_get_photos_waiting_and_call_the_loop_back_before_they_ru
         def all_sent() -> bool:
             nonlocal sent
             sent += uploads.reap(str)
-            uploads.submit(lambda watch: True)
+            uploads.submit()
             return sent == len(photos)
         wait_for(all_sent, timeout=60, what="every photo sent")
         assert {stage.photo(p).state for p in photos} == {"uploaded"}
@@ -152,8 +152,8 @@ def _four_claimed_one_sending(stage: Stage, emulator, may_work_on=lambda watch: 
     photos = [stage.add_photo(f"{n}.jpg", seed=n) for n in range(4)]
     stage.created_job()
     emulator.set_faults({"latency": {"POST photos": 1.0}})
-    uploads = Uploads(stage.ctx, 1)
-    uploads.submit(may_work_on)
+    uploads = Uploads(stage.ctx, 1, may_work_on)
+    uploads.submit()
     assert len(uploads) == 4
     wait_for(lambda: emulator.calls().get("POST photos", 0) >= 1, timeout=10, what="the first upload")
     return photos, uploads
@@ -182,7 +182,7 @@ def test_a_pause_holds_for_photos_already_claimed_and_their_try_is_given_back(tm
         states = sorted((stage.photo(p).state, stage.photo(p).attempts) for p in photos)
         assert states == [("uploaded", 1)] + [("uploading", 0)] * 3, "the three waiting were not sent"
         assert plain_emulator.calls().get("POST photos") == 1 and plain_emulator.calls().get("PUT store") == 1
-        uploads.submit(lambda watch: watch not in paused)
+        uploads.submit()
         assert len(uploads) == 0, "nothing of a paused watch is claimed again"
     finally:
         stage.close()

@@ -51,14 +51,15 @@ class _Filling:
     a pass of hundreds of photos does not read the job's names back from the ledger once per photo."""
 
     def __init__(self, ctx: Context, job: Job) -> None:
+        self.ctx = ctx
         self.job = job
         self.taken = {name.lower() for name in ctx.ledger.studio_names_in_job(job.id)}
         self.count = ctx.ledger.count_job_photos(job.id)
 
-    def add(self, ctx: Context, photo_id: int, rel_path: str) -> None:
+    def add(self, photo_id: int, rel_path: str) -> None:
         """Put one ready photo into the job under a name unique in it."""
         name = unique_studio_name(rel_path, self.taken)
-        ctx.ledger.add_to_job(photo_id, self.job.id, name)
+        self.ctx.ledger.add_to_job(photo_id, self.job.id, name)
         self.taken.add(name.lower())
         self.count += 1
 
@@ -93,7 +94,7 @@ def batch_ready_photos(ctx: Context, watch: WatchConfig) -> int:
         for photo in ready:
             if filling is None:
                 filling = _Filling(ctx, open_job_for(ctx, watch))
-            filling.add(ctx, photo.id, photo.rel_path)
+            filling.add(photo.id, photo.rel_path)
             if filling.count >= watch.batch.max_photos:
                 close_job(ctx, filling.job, "it is full")
                 filling = None

@@ -25,7 +25,6 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Container, NamedTuple
 
 from skylab_watch.config import WatchConfig
@@ -58,19 +57,13 @@ class _Key(NamedTuple):
     ahead: bool = False
 
 
-@dataclass
-class _Ahead:
-    """A check run before its file settled: `checked` is None until it has finished."""
-
-    stat: FileStat
-    checked: intake.Checked | None = None
-
-    def vouches_for(self, stat: FileStat) -> bool:
-        """True if this check passed and read the file as it has now settled, so it need not run again."""
-        if self.checked is None or self.checked.upload_path is not None:
-            return False
-        found = self.checked.inspection
-        return found.ok and (found.size, found.mtime_ns) == (stat.size, stat.mtime_ns)
+def _vouches(checked: intake.Checked | None, stat: FileStat) -> bool:
+    """True if a check run ahead (None while it runs) passed and read the file as it has now settled, so it
+    need not run again."""
+    if checked is None or checked.upload_path is not None:
+        return False
+    found = checked.inspection
+    return found.ok and (found.size, found.mtime_ns) == (stat.size, stat.mtime_ns)
 
 
 def pool_size() -> int:
@@ -94,7 +87,7 @@ class Inspections:
                                                  capacity=QUEUED_CHECKS + AHEAD_CHECKS)
         self._waiting: dict[_Key, tuple[WatchConfig, FileStat]] = {}
         self._running: dict[_Key, tuple[WatchConfig, FileStat]] = {}
-        self._ahead: dict[_Key, _Ahead] = {}  # by the settled key (ahead=False) of the file
+        self._ahead: dict[_Key, intake.Checked | None] = {}  # by the file's settled key; None while it runs
         self._ahead_in_pool = 0  # submitted and not yet reaped (the loop's count)
         self._ahead_unfinished = 0  # submitted and not yet finished (under _lock: workers count it down)
         self._given_up: set[_Key] = set()
@@ -129,7 +122,7 @@ class Inspections:
             if key in self._ahead or key in self._waiting or self._pool.in_flight(key) \
                     or self._pool.in_flight(ahead_key):
                 continue
-            self._ahead[key] = _Ahead(stat)
+            self._ahead[key] = None
             self._ahead_in_pool += 1
             with self._lock:
                 self._ahead_unfinished += 1
@@ -137,8 +130,7 @@ class Inspections:
 
     def proven(self, watch: str, stat: FileStat) -> bool:
         """Return True if a check run ahead passed on this file exactly as `stat` shows it now."""
-        ahead = self._ahead.get(_Key(watch, stat.rel_path))
-        return ahead is not None and ahead.vouches_for(stat)
+        return _vouches(self._ahead.get(_Key(watch, stat.rel_path)), stat)
 
     def step(self) -> None:
         """Record finished checks, give up overdue ones, start waiting ones while the pool has room."""
@@ -175,10 +167,10 @@ class Inspections:
         for key in list(self._waiting):
             watch, stat = self._waiting[key]
             ahead = self._ahead.get(key)
-            if ahead is not None and ahead.vouches_for(stat):
+            if ahead is not None and _vouches(ahead, stat):
                 del self._waiting[key], self._ahead[key]
                 if self.ctx.has_watch(watch.name) and intake.needs_inspection(self.ctx, watch, stat):
-                    vouched.append((watch, ahead.checked))  # type: ignore[arg-type]  # vouches_for: not None
+                    vouched.append((watch, ahead))
                 continue
             if len(self._running) >= QUEUED_CHECKS:
                 if not self._ahead:
@@ -216,15 +208,15 @@ class Inspections:
         with self._lock:
             self._started.pop(key, None)
         self._given_up.discard(key)
-        ahead = self._ahead.get(key._replace(ahead=False))
-        if ahead is None:
-            return
+        settled_key = key._replace(ahead=False)
+        if settled_key not in self._ahead:
+            return  # forgotten meanwhile (settled and checked, vanished, or given up on)
         if isinstance(outcome, BaseException):
             log.debug("%s: the check ahead of %s crashed; it is checked once settled", key.watch, key.rel_path,
                       exc_info=outcome)
-            del self._ahead[key._replace(ahead=False)]
+            del self._ahead[settled_key]
         else:
-            ahead.checked = outcome
+            self._ahead[settled_key] = outcome
 
     def _record_all(self, finished: list[tuple[_Key, Any]]) -> None:
         for key, outcome in finished:

@@ -38,18 +38,19 @@ WITHDRAWN = _Withdrawn()
 class Uploads:
     """The upload workers of one daemon and the loop's two steps around them: `submit` and `reap`."""
 
-    def __init__(self, ctx: Context, concurrency: int, on_low: Callable[[], None] | None = None) -> None:
+    def __init__(self, ctx: Context, concurrency: int, may_work_on: Callable[[str], bool] = lambda watch: True,
+                 on_low: Callable[[], None] | None = None) -> None:
+        """`may_work_on(watch)` says whose files may be read now: asked when photos are claimed, and again by
+        the worker that reaches one. `on_low` is called (from a worker) when the workers run short of photos."""
         self.ctx = ctx
+        self._may_work_on = may_work_on
         self._on_low = on_low
         self._pool: WorkerPool[int] = WorkerPool(concurrency, "upload", capacity=CLAIMED_PER_WORKER * concurrency)
         self._handed: dict[int, Photo] = {}  # claimed and handed to the pool, not yet reaped: as read before
-        self._may_work_on: Callable[[str], bool] = lambda watch: True
 
-    def submit(self, may_work_on: Callable[[str], bool]) -> None:
+    def submit(self) -> None:
         """Hand batched photos of created jobs to the workers while the pool has room, claimed (marked
-        `uploading`, the try counted) in one transaction first; `may_work_on(watch)` says whose files may
-        be read now."""
-        self._may_work_on = may_work_on
+        `uploading`, the try counted) in one transaction first."""
         if not self.ctx.credits.is_open():
             return
         created = {j.id: j for j in self.ctx.ledger.jobs_in_state(JobState.CREATED)}
@@ -60,7 +61,7 @@ class Uploads:
             if len(chosen) >= room:
                 break
             job = created.get(job_id) if job_id is not None else None
-            if job is not None and not self._pool.in_flight(photo_id) and may_work_on(watch) \
+            if job is not None and not self._pool.in_flight(photo_id) and self._may_work_on(watch) \
                     and self.ctx.deferrals.due(("photo", photo_id)):
                 chosen[photo_id] = job
         photos = self.ctx.ledger.photos_by_id(list(chosen))  # only the chosen are read whole, every pass
